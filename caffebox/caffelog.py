@@ -1,0 +1,67 @@
+"""Reading Caffe's training log: iterations, losses, test outputs, snapshots."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+_ITERATION = re.compile(r"Iteration (\d+)\b[^,]*(?:\([^)]*\))?,? loss = ([-+\w.]+)")
+_TESTING = re.compile(r"Iteration (\d+), Testing net")
+_TEST_OUTPUT = re.compile(r"Test net output #\d+: (\S+) = ([-+\w.]+)")
+_SNAPSHOT = re.compile(r"Snapshotting (?:solver state )?to (?:binary proto|HDF5) file (\S+)")
+
+
+def _number(text: str) -> float:
+    try:
+        return float(text)
+    except ValueError:
+        return float("nan")
+
+
+@dataclass
+class TrainingLog:
+    """What a training run has reported so far; feed it lines as they arrive."""
+
+    iteration: int = 0
+    losses: list[tuple[int, float]] = field(default_factory=list)
+    tests: list[tuple[int, dict[str, float]]] = field(default_factory=list)
+    snapshots: list[str] = field(default_factory=list)
+    done: bool = False
+    _test_iter: int | None = None
+
+    def feed(self, line: str) -> bool:
+        """Take one log line; True when it changed the progress (iteration or loss)."""
+        if m := _TESTING.search(line):
+            self._test_iter = int(m.group(1))
+            self.tests.append((self._test_iter, {}))
+            return False
+        if (m := _TEST_OUTPUT.search(line)) and self.tests:
+            self.tests[-1][1][m.group(1)] = _number(m.group(2))
+            return False
+        if m := _ITERATION.search(line):
+            self.iteration = int(m.group(1))
+            self.losses.append((self.iteration, _number(m.group(2))))
+            return True
+        if m := _SNAPSHOT.search(line):
+            self.snapshots.append(m.group(1))
+            return False
+        if "Optimization Done." in line:
+            self.done = True
+            return True
+        return False
+
+    @property
+    def loss(self) -> float | None:
+        return self.losses[-1][1] if self.losses else None
+
+    def final_test(self) -> dict[str, float]:
+        """The last complete test pass's outputs (empty when none ran)."""
+        return dict(self.tests[-1][1]) if self.tests else {}
+
+
+def parse(text: str) -> TrainingLog:
+    """A whole log at once."""
+    log = TrainingLog()
+    for line in text.splitlines():
+        log.feed(line)
+    return log

@@ -1,0 +1,31 @@
+"""The Docker engine connection, with one clear error when there is none."""
+
+from __future__ import annotations
+
+from docker.errors import DockerException
+
+import docker
+from caffebox.errors import CaffeboxError
+
+
+def connect() -> docker.DockerClient:
+    """A client for the engine named by DOCKER_HOST (default: the local socket)."""
+    try:
+        client = docker.from_env(timeout=600)
+        client.ping()
+    except DockerException as exc:
+        raise CaffeboxError(
+            f"Cannot reach the Docker engine ({exc}). Start Docker (e.g. 'sudo systemctl start "
+            "docker') and make sure your user may use it (member of the 'docker' group), or set "
+            "DOCKER_HOST to the engine's address."
+        ) from None
+    return client
+
+
+def image_exists(client: docker.DockerClient, name: str) -> bool:
+    """True when the engine has an image called `name`."""
+    try:
+        client.images.get(name)
+    except docker.errors.ImageNotFound:
+        return False
+    return True

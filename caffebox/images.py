@@ -1,0 +1,188 @@
+"""Building caffebox images with the Docker SDK.
+
+The build context is made here (not the whole checkout): the Dockerfile, the build
+script, the rendered Makefile.config, the Caffe source and the layers package. The
+image is built in two calls: the `runtime` stage, then the `final` stage whose labels
+carry the Python and numpy versions read from the runtime stage itself.
+"""
+
+from __future__ import annotations
+
+import io
+import sys
+import tarfile
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import TextIO
+
+import docker
+from caffebox import makeconfig, paths
+from caffebox.errors import CaffeboxError
+from caffebox.source import CaffeSource
+from caffebox.variants import Variant
+
+
+@dataclass
+class BuildRequest:
+    """Everything one image build needs."""
+
+    variant: Variant
+    source: CaffeSource
+    tag: str
+    jobs: int | None = None
+    base_image: str | None = None
+    runtime_image: str | None = None
+    nocache: bool = False
+    extra_buildargs: dict[str, str] = field(default_factory=dict)
+
+    def buildargs(self) -> dict[str, str]:
+        """Build arguments for the Dockerfile's ARGs."""
+        args = {
+            "BASE_IMAGE": self.base_image or self.variant.base_image,
+            "RUNTIME_IMAGE": self.runtime_image or self.variant.runtime_image,
+            "CAFFE_REPO": self.source.repo,
+            "CAFFE_REF": self.source.ref,
+            "CAFFE_COMMIT": self.source.commit(),
+            "EXTRA_BUILD_PACKAGES": " ".join(self.variant.extra_build_packages),
+            "JOBS": str(self.jobs) if self.jobs else "",
+        }
+        args.update(self.extra_buildargs)
+        return args
+
+
+def _add_bytes(tar: tarfile.TarFile, name: str, data: bytes, mode: int = 0o644) -> None:
+    info = tarfile.TarInfo(name)
+    info.size = len(data)
+    info.mode = mode
+    tar.addfile(info, io.BytesIO(data))
+
+
+def build_context(request: BuildRequest) -> io.BytesIO:
+    """The tar stream sent to the engine as the build context."""
+    for needed in (paths.DOCKERFILE, paths.BUILD_SCRIPT, paths.TEMPLATE, paths.LAYERS_DIR):
+        if not needed.exists():
+            raise CaffeboxError(
+                f"{needed} is missing: caffebox builds from its checkout. Install it with "
+                "'pip install -e .' from a full clone of the repository."
+            )
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as tar:
+        tar.add(str(paths.DOCKERFILE), arcname="docker/Dockerfile")
+        tar.add(str(paths.BUILD_SCRIPT), arcname="docker/build-caffe.sh")
+        _add_bytes(tar, "build/Makefile.config", makeconfig.render(request.variant).encode())
+        request.source.add_to_context(tar, "build/caffe-src")
+        tar.add(
+            str(paths.LAYERS_DIR),
+            arcname="layers",
+            filter=lambda ti: None if "__pycache__" in ti.name or ti.name.endswith(".pyc") else ti,
+        )
+    buf.seek(0)
+    return buf
+
+
+def _stream_build(
+    client: docker.DockerClient,
+    context: io.BytesIO,
+    *,
+    tag: str,
+    target: str,
+    buildargs: dict[str, str],
+    nocache: bool,
+    out: TextIO,
+) -> None:
+    """Run one build, echoing its output; raise with the engine's error on failure."""
+    context.seek(0)
+    chunks: Iterable[dict] = client.api.build(
+        fileobj=context,
+        custom_context=True,
+        dockerfile="docker/Dockerfile",
+        tag=tag,
+        target=target,
+        buildargs=buildargs,
+        network_mode="host",
+        rm=True,
+        forcerm=True,
+        nocache=nocache,
+        pull=False,
+        decode=True,
+    )
+    tail: list[str] = []
+    for chunk in chunks:
+        if "stream" in chunk:
+            text = chunk["stream"]
+            out.write(text)
+            out.flush()
+            tail = (tail + text.splitlines())[-30:]
+        elif "error" in chunk:
+            detail = chunk["error"].strip()
+            hint = _build_hint(detail + "\n" + "\n".join(tail), buildargs)
+            raise CaffeboxError(f"The image build failed at target {target!r}: {detail}. {hint}")
+
+
+def _build_hint(text: str, buildargs: dict[str, str]) -> str:
+    base = buildargs.get("BASE_IMAGE", "")
+    missing_base = "not found" in text and base in text
+    if "pull access denied" in text or "manifest unknown" in text or missing_base:
+        return (
+            f"The base image {base} is not on this engine and cannot be pulled: run "
+            "'invoke base-image' to make it with debootstrap, or 'docker pull' it."
+        )
+    if "Could not resolve" in text or "Temporary failure resolving" in text:
+        return "The build needs the network for its packages: check DNS and proxy settings."
+    return "The build log above shows the failing step."
+
+
+def read_versions(client: docker.DockerClient, image: str) -> dict[str, str]:
+    """Python, numpy and Caffe commit as installed in `image` (a throwaway container)."""
+    script = (
+        "import platform, numpy; print('PYTHON_VERSION=' + platform.python_version()); "
+        "print('NUMPY_VERSION=' + numpy.__version__); "
+        "print(open('/opt/caffe/build-info.env').read())"
+    )
+    raw = client.containers.run(
+        image, ["python3", "-c", script], remove=True, network_mode="none", entrypoint=[]
+    )
+    values = dict(line.split("=", 1) for line in raw.decode().splitlines() if "=" in line)
+    return values
+
+
+def build(client: docker.DockerClient, request: BuildRequest, out: TextIO = sys.stdout) -> str:
+    """Build the image; returns its id. Output is streamed to `out`."""
+    context = build_context(request)
+    args = request.buildargs()
+    runtime_tag = f"{request.tag}-runtime" if ":" in request.tag else f"{request.tag}:runtime"
+    out.write(f"caffebox: building {request.tag} (variant {request.variant.name})\n")
+    _stream_build(
+        client,
+        context,
+        tag=runtime_tag,
+        target="runtime",
+        buildargs=args,
+        nocache=request.nocache,
+        out=out,
+    )
+    versions = read_versions(client, runtime_tag)
+    args.update(
+        VARIANT=request.variant.name,
+        CAFFE_SOURCE=request.source.description,
+        CAFFE_COMMIT=versions.get("CAFFE_COMMIT") or args["CAFFE_COMMIT"],
+        PYTHON_VERSION=versions.get("PYTHON_VERSION", ""),
+        NUMPY_VERSION=versions.get("NUMPY_VERSION", ""),
+        BUILD_DATE=datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+    )
+    _stream_build(
+        client, context, tag=request.tag, target="final", buildargs=args, nocache=False, out=out
+    )
+    client.images.remove(runtime_tag, noprune=True)
+    image = client.images.get(request.tag)
+    out.write(
+        f"caffebox: built {request.tag} ({image.short_id}): Python {args['PYTHON_VERSION']}, "
+        f"numpy {args['NUMPY_VERSION']}, Caffe {args['CAFFE_COMMIT'] or 'unknown commit'}\n"
+    )
+    return image.id
+
+
+def labels(client: docker.DockerClient, image: str) -> dict[str, str]:
+    """The image's labels (empty when it has none)."""
+    return client.images.get(image).labels or {}

@@ -1,0 +1,16 @@
+"""Where caffebox's own files live (the checkout that `pip install -e .` points at)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+DOCKERFILE = ROOT / "docker" / "Dockerfile"
+BUILD_SCRIPT = ROOT / "docker" / "build-caffe.sh"
+TEMPLATE = ROOT / "Makefile.config.template"
+LAYERS_DIR = ROOT / "layers"
+
+# Where things live inside the image.
+IMAGE_LAYERS_ROOT = "/opt/caffebox"
+IMAGE_LAYERS_DIR = f"{IMAGE_LAYERS_ROOT}/layers"
+IMAGE_CAFFE_PYTHON = "/opt/caffe/python"

@@ -1,0 +1,131 @@
+"""A small reader for protobuf text format, enough for solver and net files.
+
+We read only what the host must check before a container starts (file names,
+max_iter, snapshot prefix, layer types); Caffe itself parses the real thing.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any, Union
+
+Value = Union[str, int, float, bool, "Message"]
+
+_TOKEN = re.compile(
+    r"""\s*(?:
+        (?P<comment>\#[^\n]*)
+      | (?P<string>"(?:[^"\\]|\\.)*"|'(?:[^'\\]|\\.)*')
+      | (?P<punct>[{}:<>;,\[\]])
+      | (?P<word>[^\s{}:<>;,\[\]"'#]+)
+    )""",
+    re.VERBOSE,
+)
+
+
+_ESCAPE = re.compile(r"\\(.)")
+_ESCAPES = {"n": "\n", "t": "\t", "r": "\r"}
+
+
+class ParseError(ValueError):
+    """The text is not protobuf text format; the message says where."""
+
+
+class Message(dict):
+    """Field name -> list of values (every field may repeat in text format)."""
+
+    def first(self, name: str, default: Any = None) -> Any:
+        values = self.get(name)
+        return values[0] if values else default
+
+    def all(self, name: str) -> list[Any]:
+        return list(self.get(name, []))
+
+
+def _tokens(text: str) -> list[tuple[str, str, int]]:
+    out: list[tuple[str, str, int]] = []
+    pos = 0
+    while pos < len(text):
+        m = _TOKEN.match(text, pos)
+        if not m or m.end() == pos:
+            if text[pos:].strip() == "":
+                break
+            line = text.count("\n", 0, pos) + 1
+            raise ParseError(f"line {line}: cannot read {text[pos : pos + 20].strip()!r}")
+        pos = m.end()
+        kind = m.lastgroup
+        if kind and kind != "comment":
+            out.append((kind, m.group(kind), text.count("\n", 0, m.start(kind)) + 1))
+    return out
+
+
+def _scalar(kind: str, raw: str) -> Value:
+    if kind == "string":
+        return _ESCAPE.sub(lambda m: _ESCAPES.get(m.group(1), m.group(1)), raw[1:-1])
+    if raw in ("true", "True"):
+        return True
+    if raw in ("false", "False"):
+        return False
+    try:
+        return int(raw)
+    except ValueError:
+        pass
+    try:
+        return float(raw)
+    except ValueError:
+        return raw  # an enum name such as CPU or SGD
+
+
+def parse(text: str) -> Message:
+    """Parse protobuf text format into nested Messages."""
+    tokens = _tokens(text)
+    pos = 0
+
+    def message(closing: str | None) -> Message:
+        nonlocal pos
+        msg = Message()
+        while pos < len(tokens):
+            kind, raw, line = tokens[pos]
+            if kind == "punct" and raw in "}>" and closing:
+                pos += 1
+                return msg
+            if kind == "punct" and raw in ";,":
+                pos += 1
+                continue
+            if kind != "word":
+                raise ParseError(f"line {line}: expected a field name, found {raw!r}")
+            name = raw
+            pos += 1
+            if pos < len(tokens) and tokens[pos][1] == ":":
+                pos += 1
+            if pos >= len(tokens):
+                raise ParseError(f"line {line}: field {name!r} has no value")
+            kind, raw, line = tokens[pos]
+            if raw in ("{", "<"):
+                pos += 1
+                msg.setdefault(name, []).append(message("}" if raw == "{" else ">"))
+            elif raw == "[":
+                pos += 1
+                while tokens[pos][1] != "]":
+                    if tokens[pos][1] != ",":
+                        msg.setdefault(name, []).append(_scalar(*tokens[pos][:2]))
+                    pos += 1
+                pos += 1
+            elif kind in ("word", "string"):
+                pos += 1
+                # adjacent string literals concatenate, as in protobuf
+                while kind == "string" and pos < len(tokens) and tokens[pos][0] == "string":
+                    raw = raw[:-1] + tokens[pos][1][1:]
+                    pos += 1
+                msg.setdefault(name, []).append(_scalar(kind, raw))
+            else:
+                raise ParseError(f"line {line}: field {name!r} has no value")
+        if closing:
+            raise ParseError("the file ends inside a { } block: a closing brace is missing")
+        return msg
+
+    return message(None)
+
+
+def parse_file(path: Path) -> Message:
+    return parse(path.read_text())

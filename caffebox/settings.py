@@ -1,0 +1,28 @@
+"""caffebox's settings: defaults for invoke's own configuration system.
+
+Override them in invoke.yaml (a `caffebox:` section), ~/.invoke.yaml, or the
+environment (INVOKE_CAFFEBOX_IMAGE=..., INVOKE_CAFFEBOX_CAFFE_SRC=...).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from caffebox.baseimage import DEFAULT_MIRROR
+
+DEFAULTS: dict[str, Any] = {
+    "caffebox": {
+        # The image `train`, `shell` and friends run.
+        "image": "caffebox:cpu",
+        "cpu_image": "caffebox:cpu",
+        # Where the Caffe source comes from when a task is not told: a local tree or
+        # .tar.gz (caffe_src), else git (caffe_repo at caffe_ref; empty = BVLC pinned).
+        "caffe_src": "",
+        "caffe_repo": "",
+        "caffe_ref": "",
+        # Parallel compile jobs in the image build (0 = all cores).
+        "jobs": 0,
+        # Debian mirror for `base-image` when the base cannot be pulled.
+        "debian_mirror": DEFAULT_MIRROR,
+    }
+}

@@ -1,0 +1,161 @@
+"""Reading a solver file and checking what it names, before any container starts.
+
+Caffe resolves relative paths in solver and net files against its working
+directory. `invoke train` runs Caffe in the current directory, mounted at the same
+absolute path, so the host can check every path exactly as Caffe will see it.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from caffebox import prototxt
+from caffebox.errors import CaffeboxError
+
+NET_FIELDS = ("net", "train_net", "test_net")
+
+
+@dataclass
+class Solver:
+    """What the host needs to know about one solver file."""
+
+    path: Path
+    cwd: Path
+    params: prototxt.Message
+    net_files: list[Path] = field(default_factory=list)
+
+    @property
+    def max_iter(self) -> int:
+        return int(self.params.first("max_iter", 0))
+
+    @property
+    def solver_mode(self) -> str:
+        return str(self.params.first("solver_mode", "GPU"))
+
+    @property
+    def snapshot_dir(self) -> Path:
+        prefix = str(self.params.first("snapshot_prefix", ""))
+        if not prefix or prefix.endswith("/"):
+            return self.cwd / prefix
+        return (self.cwd / prefix).parent
+
+    def python_layers(self) -> list[tuple[Path, str, str]]:
+        """(net file, module, class) for every Python layer in the solver's nets."""
+        found = []
+        for net in self.net_files:
+            for layer in prototxt.parse_file(net).all("layer"):
+                if layer.first("type") == "Python":
+                    param = layer.first("python_param") or prototxt.Message()
+                    module, cls = param.first("module", ""), param.first("layer", "")
+                    found.append((net, str(module), str(cls)))
+        return found
+
+
+def _inside(path: Path, root: Path) -> bool:
+    try:
+        path.resolve().relative_to(root.resolve())
+    except ValueError:
+        return False
+    return True
+
+
+def _parse(path: Path, what: str) -> prototxt.Message:
+    try:
+        return prototxt.parse_file(path)
+    except prototxt.ParseError as exc:
+        raise CaffeboxError(
+            f"{path} is not a valid {what} file ({exc}). Fix the protobuf text syntax there: "
+            "each field is 'name: value' and every '{' needs its '}'."
+        ) from None
+    except UnicodeDecodeError:
+        raise CaffeboxError(
+            f"{path} is not a text file. Pass the {what}'s .prototxt file, not a binary "
+            "(.caffemodel or .solverstate)."
+        ) from None
+
+
+def _visible(path: Path, cwd: Path, named_by: str) -> None:
+    if not _inside(path, cwd):
+        raise CaffeboxError(
+            f"{path}, named by {named_by}, is outside the current directory {cwd}, the only "
+            "folder the container sees. Run caffebox from a folder that contains all your "
+            "solver, net and data files, or move the file inside it."
+        )
+
+
+def load(solver_file: str | os.PathLike[str], cwd: Path | None = None) -> Solver:
+    """Read and check a solver: it parses, names a net, and every named file exists."""
+    cwd = (cwd or Path.cwd()).resolve()
+    path = (cwd / solver_file).resolve()
+    if not path.is_file():
+        hint = " (it is a folder)" if path.is_dir() else ""
+        raise CaffeboxError(
+            f"The solver file {path} does not exist{hint}. Give the path of your "
+            "solver.prototxt relative to the current directory, e.g. 'caffebox train "
+            "examples/digits/solver.prototxt'."
+        )
+    _visible(path, cwd, "the command line")
+    params = _parse(path, "solver")
+    solver = Solver(path=path, cwd=cwd, params=params)
+    names = [(f, str(v)) for f in NET_FIELDS for v in params.all(f)]
+    inline = any(params.all(f) for f in ("net_param", "train_net_param", "test_net_param"))
+    if not names and not inline:
+        raise CaffeboxError(
+            f"{path} names no network. Add a line such as 'net: \"train_val.prototxt\"' "
+            "(or train_net / test_net) with the path relative to the current directory."
+        )
+    for field_name, name in names:
+        net = (cwd / name).resolve()
+        if not net.is_file():
+            raise CaffeboxError(
+                f'{path} names {field_name}: "{name}", but {net} does not exist. Caffe reads '
+                f"it relative to the current directory ({cwd}): fix the path in {path.name} or "
+                "run caffebox from the folder it is relative to."
+            )
+        _visible(net, cwd, str(path))
+        _parse(net, "net")
+        solver.net_files.append(net)
+    return solver
+
+
+def check_snapshot_dir(solver: Solver) -> Path:
+    """Make sure Caffe can write its snapshots; creates a missing folder. Returns it."""
+    folder = solver.snapshot_dir
+    _visible(folder, solver.cwd, str(solver.path))
+    if not folder.exists():
+        try:
+            folder.mkdir(parents=True)
+        except OSError as exc:
+            raise CaffeboxError(
+                f"The snapshot folder {folder} (from snapshot_prefix in {solver.path}) does not "
+                f"exist and cannot be created ({exc.strerror}). Create it or change "
+                "snapshot_prefix."
+            ) from None
+    if not folder.is_dir() or not os.access(folder, os.W_OK | os.X_OK):
+        raise CaffeboxError(
+            f"The snapshot folder {folder} (from snapshot_prefix in {solver.path}) is not "
+            f"writable by you (uid {os.getuid()}), and Caffe runs as you. Fix its permissions "
+            "(e.g. 'sudo chown -R $(id -u):$(id -g) <folder>') or change snapshot_prefix."
+        )
+    return folder
+
+
+def latest_solverstate(solver: Solver) -> Path:
+    """The newest .solverstate under the solver's snapshot prefix (for --resume)."""
+    prefix = str(solver.params.first("snapshot_prefix", ""))
+    pattern = prefix.rsplit("/", 1)[-1] + "_iter_*.solverstate*"
+    folder = solver.snapshot_dir
+    states = [p for p in folder.glob(pattern) if p.is_file()]
+
+    def iteration(p: Path) -> int:
+        digits = p.name.rsplit("_iter_", 1)[-1].split(".")[0]
+        return int(digits) if digits.isdigit() else -1
+
+    if not states:
+        raise CaffeboxError(
+            f"--resume found no .solverstate matching {folder / pattern}. Train with "
+            "snapshots first, or pass --snapshot FILE explicitly."
+        )
+    return max(states, key=iteration)

@@ -1,0 +1,95 @@
+#!/usr/bin/env bash
+# Build Caffe inside the image's build stage and install a runtime tree at $PREFIX.
+#
+# Inputs (from the Dockerfile):
+#   /tmp/caffebox/caffe-src/   a caffe.tar.gz (or an unpacked tree) sent by the host,
+#                              or empty: then git clone $CAFFE_REPO at $CAFFE_REF
+#   /tmp/caffebox/Makefile.config   our rendered config
+# Output: $PREFIX/{bin,lib,python}, $PREFIX/Makefile.config, $PREFIX/build-info.env,
+#         $PREFIX/runtime-packages.txt (distribution packages the binaries link against)
+set -euo pipefail
+
+PREFIX=${PREFIX:-/opt/caffe}
+SRC=/usr/src/caffe
+IN=/tmp/caffebox
+JOBS=${JOBS:-$(nproc)}
+
+log() { printf '\n==> caffebox: %s\n' "$*"; }
+
+# ---- 1. the source --------------------------------------------------------------
+rm -rf "$SRC" && mkdir -p "$SRC"
+if [ -f "$IN/caffe-src/caffe.tar.gz" ]; then
+    log "unpacking the Caffe source sent by the host"
+    tar -xzf "$IN/caffe-src/caffe.tar.gz" -C "$SRC"
+    # A release tarball wraps everything in one top-level folder: step into it.
+    while [ ! -f "$SRC/Makefile" ] && [ "$(find "$SRC" -mindepth 1 -maxdepth 1 | wc -l)" = 1 ]; do
+        inner=$(find "$SRC" -mindepth 1 -maxdepth 1)
+        mv "$inner" "$SRC.inner" && rmdir "$SRC" && mv "$SRC.inner" "$SRC"
+    done
+else
+    log "cloning $CAFFE_REPO at $CAFFE_REF"
+    git clone --quiet "$CAFFE_REPO" "$SRC"
+    git -C "$SRC" checkout --quiet "$CAFFE_REF"
+fi
+[ -f "$SRC/Makefile" ] && [ -d "$SRC/python/caffe" ] || {
+    echo "caffebox: the Caffe source has no Makefile or python/caffe folder: is it a Caffe tree?" >&2
+    exit 2
+}
+cd "$SRC"
+
+# ---- 2. fixes for today's toolchain (pattern-based, so they hold on forks) ----
+# protobuf >= 3.6: CodedInputStream::SetTotalBytesLimit takes one argument.
+{ grep -rlE 'SetTotalBytesLimit\([^,()]+,[^()]+\)' src include tools 2>/dev/null || true; } | while read -r f; do
+    log "protobuf fix: one-argument SetTotalBytesLimit in $f"
+    sed -i -E 's/SetTotalBytesLimit\(([^,()]+),[^()]+\)/SetTotalBytesLimit(\1)/g' "$f"
+done
+# (OpenCV 4's removed C constants are handled in Makefile.config by force-including
+#  its legacy headers; no source line changes.)
+
+# ---- 3. build ---------------------------------------------------------------------
+cp "$IN/Makefile.config" Makefile.config
+log "building with $JOBS jobs"
+make -j"$JOBS" all pycaffe
+# The tree's own build folder: forks rename it (BUILD_DIR = temp, .build_release, ...).
+printf 'caffebox-print-%%:\n\t@echo $($*)\n' > /tmp/print.mk
+BUILD=$(make -s --no-print-directory -f Makefile -f /tmp/print.mk caffebox-print-BUILD_DIR)
+log "build folder: $BUILD"
+
+# ---- 4. install the runtime tree --------------------------------------------------
+rm -rf "$PREFIX" && mkdir -p "$PREFIX/bin" "$PREFIX/lib" "$PREFIX/python"
+for bin in "$BUILD"/tools/*.bin; do
+    install -m 755 "$bin" "$PREFIX/bin/$(basename "$bin" .bin)"
+done
+cp -a "$BUILD"/lib/libcaffe*.so* "$PREFIX/lib/"
+cp -rL python/caffe "$PREFIX/python/caffe"
+find "$PREFIX/python" -name '__pycache__' -prune -exec rm -rf {} +
+cp Makefile.config "$PREFIX/Makefile.config"
+echo "$PREFIX/lib" > /etc/ld.so.conf.d/caffe.conf && ldconfig
+
+# ---- 5. what the runtime stage must install ---------------------------------------
+# Map every shared library the binaries load to the package that ships it, so the
+# runtime stage installs exactly those: no hard-coded names of one distribution.
+to_pkgs() {
+    local lib real
+    while read -r lib; do
+        real=$(readlink -f "$lib")
+        for cand in "$lib" "$real" "/usr$lib" "/usr$real" "${lib#/usr}" "${real#/usr}"; do
+            if out=$(dpkg -S "$cand" 2>/dev/null); then echo "${out%%: *}"; break; fi
+        done
+    done
+}
+{ ldd "$PREFIX"/bin/* "$PREFIX"/lib/libcaffe*.so "$PREFIX"/python/caffe/_caffe*.so 2>/dev/null \
+    | awk '$2 == "=>" && $3 ~ /^\// {print $3}' | grep -v "^$PREFIX/" | sort -u | to_pkgs; } \
+    | tr ',' '\n' | sed 's/^ *//' | grep -v -- '-dev\(:\|$\)' | sort -u > "$PREFIX/runtime-packages.txt"
+log "runtime packages: $(tr '\n' ' ' < "$PREFIX/runtime-packages.txt")"
+
+# ---- 6. provenance ---------------------------------------------------------------------
+commit=${CAFFE_COMMIT:-$(git -C "$SRC" rev-parse HEAD 2>/dev/null || echo unknown)}
+numpy_version=$(python3 -c 'import numpy; print(numpy.__version__)')
+python_version=$(python3 -c 'import platform; print(platform.python_version())')
+cat > "$PREFIX/build-info.env" <<INFO
+CAFFE_COMMIT=$commit
+BUILD_NUMPY_VERSION=$numpy_version
+BUILD_PYTHON_VERSION=$python_version
+INFO
+log "done: $(cat "$PREFIX/build-info.env" | tr '\n' ' ')"
