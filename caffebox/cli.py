@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import functools
 import os
+import shlex
 import sys
 from collections.abc import Callable
 from typing import Any
@@ -85,6 +86,7 @@ def build_variant(
         tag=tag or s[f"{variant}_image"],
         jobs=jobs or s.jobs or None,
         nocache=no_cache,
+        ca_certificates=s.ca_certificates,
     )
     images.build(engine.connect(), request)
     return request.tag
@@ -165,7 +167,29 @@ def train(
         )
 
 
-namespace = Collection(config, base_image, build_cpu, train)
+@task(
+    help={
+        "unit": "Only the fast tests that need no Docker engine.",
+        "image": "Test this existing image instead of building caffebox:cpu-test.",
+        "pytest_args": "Extra arguments for pytest, e.g. '-k digits -x'.",
+    }
+)
+def test(c: Context, unit: bool = False, image: str = "", pytest_args: str = "") -> None:
+    """Run the test suite: unit tests, then the image tests on the real engine."""
+    from caffebox import paths
+
+    args = [sys.executable, "-m", "pytest", str(paths.ROOT / "tests")]
+    if unit:
+        args += ["-m", "not image"]
+    if image:
+        args += ["--caffebox-image", image]
+    command = " ".join(shlex.quote(a) for a in args) + (f" {pytest_args}" if pytest_args else "")
+    result = c.run(command, warn=True, pty=False)
+    if result is not None and result.exited:
+        raise Exit(code=result.exited)
+
+
+namespace = Collection(config, base_image, build_cpu, train, test)
 namespace.configure(DEFAULTS)
 
 

@@ -14,6 +14,7 @@ import tarfile
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
+from pathlib import Path
 from typing import TextIO
 
 import docker
@@ -34,6 +35,7 @@ class BuildRequest:
     base_image: str | None = None
     runtime_image: str | None = None
     nocache: bool = False
+    ca_certificates: str = ""
     extra_buildargs: dict[str, str] = field(default_factory=dict)
 
     def buildargs(self) -> dict[str, str]:
@@ -58,9 +60,21 @@ def _add_bytes(tar: tarfile.TarFile, name: str, data: bytes, mode: int = 0o644) 
     tar.addfile(info, io.BytesIO(data))
 
 
+def _read_certificates(path: str) -> bytes:
+    if not path:
+        return b""
+    try:
+        return Path(path).expanduser().read_bytes()
+    except OSError as exc:
+        raise CaffeboxError(
+            f"The CA certificates file {path} (setting ca_certificates) cannot be read "
+            f"({exc.strerror}). Point it at a PEM bundle, or set it to '' to use none."
+        ) from None
+
+
 def build_context(request: BuildRequest) -> io.BytesIO:
     """The tar stream sent to the engine as the build context."""
-    for needed in (paths.DOCKERFILE, paths.BUILD_SCRIPT, paths.TEMPLATE, paths.LAYERS_DIR):
+    for needed in (paths.DOCKERFILE, paths.TEMPLATE, paths.LAYERS_DIR):
         if not needed.exists():
             raise CaffeboxError(
                 f"{needed} is missing: caffebox builds from its checkout. Install it with "
@@ -68,10 +82,10 @@ def build_context(request: BuildRequest) -> io.BytesIO:
             )
     buf = io.BytesIO()
     with tarfile.open(fileobj=buf, mode="w") as tar:
-        tar.add(str(paths.DOCKERFILE), arcname="docker/Dockerfile")
-        tar.add(str(paths.BUILD_SCRIPT), arcname="docker/build-caffe.sh")
+        tar.add(str(paths.DOCKER_DIR), arcname="docker")
         _add_bytes(tar, "build/Makefile.config", makeconfig.render(request.variant).encode())
         request.source.add_to_context(tar, "build/caffe-src")
+        _add_bytes(tar, "build/ca-certificates.crt", _read_certificates(request.ca_certificates))
         tar.add(
             str(paths.LAYERS_DIR),
             arcname="layers",

@@ -5,8 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-DOCKERFILE = ROOT / "docker" / "Dockerfile"
-BUILD_SCRIPT = ROOT / "docker" / "build-caffe.sh"
+DOCKER_DIR = ROOT / "docker"
+DOCKERFILE = DOCKER_DIR / "Dockerfile"
 TEMPLATE = ROOT / "Makefile.config.template"
 LAYERS_DIR = ROOT / "layers"
 
@@ -14,3 +14,4 @@ LAYERS_DIR = ROOT / "layers"
 IMAGE_LAYERS_ROOT = "/opt/caffebox"
 IMAGE_LAYERS_DIR = f"{IMAGE_LAYERS_ROOT}/layers"
 IMAGE_CAFFE_PYTHON = "/opt/caffe/python"
+IMAGE_PYDEPS = "/opt/caffe/pydeps"

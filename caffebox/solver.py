@@ -133,7 +133,12 @@ def check_snapshot_dir(solver: Solver) -> Path:
                 f"exist and cannot be created ({exc.strerror}). Create it or change "
                 "snapshot_prefix."
             ) from None
-    if not folder.is_dir() or not os.access(folder, os.W_OK | os.X_OK):
+    if not folder.is_dir():
+        raise CaffeboxError(
+            f"The snapshot folder {folder} (from snapshot_prefix in {solver.path}) is a file, "
+            "not a folder. Move the file away or change snapshot_prefix."
+        )
+    if not os.access(folder, os.W_OK | os.X_OK):
         raise CaffeboxError(
             f"The snapshot folder {folder} (from snapshot_prefix in {solver.path}) is not "
             f"writable by you (uid {os.getuid()}), and Caffe runs as you. Fix its permissions "

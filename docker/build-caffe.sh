@@ -27,6 +27,7 @@ if [ -f "$IN/caffe-src/caffe.tar.gz" ]; then
         mv "$inner" "$SRC.inner" && rmdir "$SRC" && mv "$SRC.inner" "$SRC"
     done
 else
+    if [ -s "$IN/ca-certificates.crt" ]; then export GIT_SSL_CAINFO="$IN/ca-certificates.crt"; fi
     log "cloning $CAFFE_REPO at $CAFFE_REF"
     git clone --quiet "$CAFFE_REPO" "$SRC"
     git -C "$SRC" checkout --quiet "$CAFFE_REF"

@@ -1,0 +1,5 @@
+"""`python -m caffebox ...` is the `caffebox` command."""
+
+from caffebox.cli import program
+
+program.run()

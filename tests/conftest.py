@@ -1,0 +1,152 @@
+"""Fixtures for the image tests: the engine, the Caffe source, the image, a user install.
+
+Image tests need a Docker engine. Where none is reachable they skip with the reason,
+except under CI (CI=true), where a missing engine is a failure: CI must run them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+# A complete BVLC-derived Caffe tree on PyPI, used where GitHub cannot be reached.
+SDIST = "brocolli-caffe==9.0.2"
+SDIST_FILE = "brocolli-caffe-9.0.2.tar.gz"
+SDIST_SHA256 = "c6410cc60bdd6db685d441b66be7df05410f8850ac88d6b75d48ef9b2315c08a"
+TEST_IMAGE = "caffebox:cpu-test"
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("caffebox")
+    group.addoption(
+        "--caffebox-image",
+        default="",
+        help="Test this existing image instead of building caffebox:cpu-test.",
+    )
+    group.addoption(
+        "--caffe-src",
+        default="",
+        help=f"Caffe source (tree or .tar.gz) for the test build (default: {SDIST} from PyPI).",
+    )
+
+
+@pytest.fixture(scope="session")
+def engine():
+    import docker
+
+    try:
+        client = docker.from_env()
+        client.ping()
+    except docker.errors.DockerException as exc:
+        reason = f"no Docker engine reachable ({exc})"
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"{reason}; CI must run the image tests")
+        pytest.skip(reason)
+    yield client
+    from caffebox.runs import RUN_LABEL
+
+    left = client.containers.list(all=True, filters={"label": RUN_LABEL})
+    assert not left, f"containers left behind: {[c.name for c in left]}"
+
+
+@pytest.fixture(scope="session")
+def cache_dir() -> Path:
+    path = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "caffebox-tests"
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+@pytest.fixture(scope="session")
+def caffe_src(request, cache_dir) -> str:
+    given = request.config.getoption("--caffe-src")
+    if given:
+        return given
+    target = cache_dir / SDIST_FILE
+    if not target.exists():
+        subprocess.run(
+            [sys.executable, "-m", "pip", "download", "--no-deps", "--no-binary", ":all:",
+             SDIST, "-d", str(cache_dir)],
+            check=True,
+        )  # fmt: skip
+    digest = hashlib.sha256(target.read_bytes()).hexdigest()
+    assert digest == SDIST_SHA256, f"{target} has sha256 {digest}, expected {SDIST_SHA256}"
+    return str(target)
+
+
+def invoke(*args: str, cwd: Path = ROOT, **kwargs) -> subprocess.CompletedProcess:
+    """Run `invoke ARGS` from the checkout's tasks.py, in `cwd`, capturing output."""
+    cmd = [sys.executable, "-m", "invoke", "--search-root", str(ROOT), *args]
+    return subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, **kwargs)
+
+
+@pytest.fixture(scope="session")
+def image(request, engine, caffe_src) -> str:
+    """The cpu image under test, built offline from the sdist the first time."""
+    given = request.config.getoption("--caffebox-image")
+    if given:
+        return given
+    done = subprocess.run([sys.executable, "-m", "invoke", "base-image"], cwd=ROOT)
+    assert done.returncode == 0, "invoke base-image failed"
+    done = subprocess.run(
+        [sys.executable, "-m", "invoke", "build-cpu", "--caffe-src", caffe_src,
+         "--tag", TEST_IMAGE],
+        cwd=ROOT,
+    )  # fmt: skip
+    assert done.returncode == 0, "invoke build-cpu failed (build log above)"
+    return TEST_IMAGE
+
+
+@pytest.fixture
+def run_in_image(engine, image) -> Iterator:
+    """Run a command in the image (no network, non-root); always removes the container."""
+    from caffebox.runs import RUN_LABEL
+
+    made = []
+
+    def run(command: list[str], **kwargs) -> tuple[int, str]:
+        kwargs.setdefault("user", "4321:4321")
+        kwargs.setdefault("environment", {"HOME": "/tmp"})
+        container = engine.containers.create(
+            image, command, network_mode="none", labels={RUN_LABEL: "1"}, **kwargs
+        )
+        made.append(container)
+        container.start()
+        code = container.wait()["StatusCode"]
+        return code, container.logs().decode(errors="replace")
+
+    yield run
+    for container in made:
+        container.remove(force=True)
+
+
+@pytest.fixture(scope="session")
+def user_install(tmp_path_factory) -> Path:
+    """caffebox installed where any uid can run it: a venv and a copy of the checkout.
+
+    The test machine's own Python may sit in root's home; a user's install must not.
+    """
+    base = tmp_path_factory.mktemp("user-install")
+    base.chmod(0o755)
+    src = base / "caffebox-src"
+    for name in ("caffebox", "layers", "docker"):
+        shutil.copytree(ROOT / name, src / name, ignore=shutil.ignore_patterns("__pycache__"))
+    for name in ("pyproject.toml", "README.md", "Makefile.config.template", "tasks.py"):
+        shutil.copy2(ROOT / name, src / name)
+    venv = base / "venv"
+    python = "/usr/bin/python3" if Path("/usr/bin/python3").exists() else sys.executable
+    subprocess.run([python, "-m", "venv", str(venv)], check=True)
+    subprocess.run(
+        [str(venv / "bin" / "pip"), "install", "--quiet", "-e", str(src)], check=True
+    )
+    for path in [base, *base.rglob("*")]:
+        if not path.is_symlink():
+            path.chmod(path.stat().st_mode | 0o055)
+    return venv / "bin" / "caffebox"

@@ -1,0 +1,137 @@
+"""The real cpu image on a real engine: pycaffe, Caffe's own suite, training as a user."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from caffebox import caffelog
+from caffebox.runs import RUN_LABEL
+
+from .conftest import ROOT, invoke
+
+pytestmark = pytest.mark.image
+USER_UID = 4321
+
+
+def test_pycaffe_imports_with_python_layer(run_in_image):
+    code, out = run_in_image(
+        ["python3", "-c", "import caffe; print('Python' in caffe.layer_type_list())"]
+    )
+    assert code == 0, out
+    assert out.strip().splitlines()[-1] == "True"
+
+
+def test_caffe_own_python_suite(run_in_image):
+    """Caffe's `make pytest`: python -m unittest discover -s caffe/test, in pycaffe's folder."""
+    code, out = run_in_image(
+        ["python3", "-m", "unittest", "discover", "-s", "caffe/test"],
+        working_dir="/opt/caffe/python",
+    )
+    assert code == 0, out[-3000:]
+    assert "\nOK" in out
+
+
+def test_labels_and_runtime_contents(engine, image, run_in_image):
+    labels = engine.images.get(image).labels
+    assert labels["io.caffebox.variant"] == "cpu"
+    assert labels["io.caffebox.numpy.version"].startswith("1.")
+    assert labels["io.caffebox.python.version"].startswith("3.")
+    assert labels["org.opencontainers.image.created"]
+    assert "org.opencontainers.image.revision" in labels
+    code, out = run_in_image(
+        ["sh", "-c", "command -v gcc g++ make cc; ls /usr/src/caffe; dpkg -l | grep -c -- '-dev '"]
+    )
+    assert out.split() == ["0"], f"compiler, source or -dev packages in the runtime image: {out}"
+    code, out = run_in_image(["cat", "/opt/caffe/Makefile.config"])
+    assert "WITH_PYTHON_LAYER := 1" in out
+
+
+def _copy_example(dest: Path) -> None:
+    shutil.copytree(ROOT / "examples" / "digits", dest / "examples" / "digits")
+
+
+def test_train_digits_as_a_user(tmp_path, image, engine, user_install):
+    """The quick start's training, by a non-root uid: loss falls, accuracy >= 0.95,
+    snapshots on disk owned by that uid."""
+    project = tmp_path / "project"
+    project.mkdir()
+    _copy_example(project)
+    for path in [project, *project.rglob("*")]:
+        os.chown(path, USER_UID, USER_UID)
+    docker_gid = os.stat("/var/run/docker.sock").st_gid
+    started = time.monotonic()
+    done = subprocess.run(
+        [str(user_install), "train", "examples/digits/solver.prototxt", "--image", image],
+        cwd=project,
+        user=USER_UID,
+        group=USER_UID,
+        extra_groups=[docker_gid],
+        env={"HOME": str(project), "PATH": os.environ["PATH"]},
+        capture_output=True,
+        text=True,
+    )
+    seconds = time.monotonic() - started
+    assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-2000:]
+    log = caffelog.parse(done.stdout)
+    first, last = log.losses[0][1], log.losses[-1][1]
+    assert last < first / 5, f"loss did not fall enough: {first} -> {last}"
+    accuracy = log.final_test()["accuracy"]
+    assert accuracy >= 0.95
+    print(f"\ndigits: accuracy {accuracy:.4f}, loss {first:.3f} -> {last:.4f}, {seconds:.1f}s")
+    for name in ("digits_iter_1500.caffemodel", "digits_iter_1500.solverstate"):
+        snap = project / "snapshots" / name
+        assert snap.is_file(), f"{snap} missing; have {list((project / 'snapshots').iterdir())}"
+        assert (snap.stat().st_uid, snap.stat().st_gid) == (USER_UID, USER_UID)
+
+
+def test_layer_module_that_does_not_import(tmp_path, image):
+    _copy_example(tmp_path)
+    net = tmp_path / "examples" / "digits" / "net.prototxt"
+    net.write_text(net.read_text().replace('module: "layers.data"', 'module: "no_such_layers"'))
+    done = invoke("train", "examples/digits/solver.prototxt", "--image", image, cwd=tmp_path)
+    assert done.returncode != 0
+    output = done.stdout + done.stderr
+    assert "ModuleNotFoundError: No module named 'no_such_layers'" in output
+    assert "--layers DIR" in done.stderr
+
+
+def test_layer_that_raises_and_user_layers_dir(tmp_path, image):
+    """--layers DIR puts DIR itself on PYTHONPATH; a raising layer shows its traceback."""
+    _copy_example(tmp_path)
+    mine = tmp_path / "mylayers"
+    mine.mkdir()
+    (mine / "broken_layer.py").write_text(
+        "import caffe\n\n"
+        "class Broken(caffe.Layer):\n"
+        "    def setup(self, bottom, top):\n"
+        "        raise RuntimeError('broken on purpose: ' + self.param_str)\n"
+    )
+    net = tmp_path / "examples" / "digits" / "net.prototxt"
+    text = net.read_text().replace('module: "layers.data" layer: "ArrayData"',
+                                   'module: "broken_layer" layer: "Broken"', 1)  # fmt: skip
+    net.write_text(text)
+    done = invoke(
+        "train", "examples/digits/solver.prototxt", "--image", image, "--layers", "mylayers",
+        cwd=tmp_path,
+    )  # fmt: skip
+    output = done.stdout + done.stderr
+    assert done.returncode != 0
+    assert "RuntimeError: broken on purpose: {'source'" in output
+    assert "Traceback" in output
+
+
+def test_missing_solver_creates_no_container(tmp_path, engine, image):
+    before = {c.id for c in engine.containers.list(all=True)}
+    done = invoke("train", "nope/solver.prototxt", "--image", image, cwd=tmp_path)
+    assert done.returncode == 2
+    assert "nope/solver.prototxt does not exist" in done.stderr
+    assert "Traceback" not in done.stderr
+    after = {c.id for c in engine.containers.list(all=True)}
+    assert after == before
+    assert not engine.containers.list(all=True, filters={"label": RUN_LABEL})
