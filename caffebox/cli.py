@@ -189,7 +189,113 @@ def test(c: Context, unit: bool = False, image: str = "", pytest_args: str = "")
         raise Exit(code=result.exited)
 
 
-namespace = Collection(config, base_image, build_cpu, train, test)
+def _run_tool(c: Context, command: list[str], layers: list[str] | None, image: str) -> None:
+    """Run a command in the image as `train` runs Caffe: cwd mounted, layer dirs on PYTHONPATH."""
+    from pathlib import Path
+
+    from caffebox import engine, runs
+
+    cwd = Path.cwd().resolve()
+    spec = runs.RunSpec(
+        image=image or _settings(c).image,
+        command=command,
+        cwd=cwd,
+        layer_dirs=runs.check_layer_dirs(layers or [], cwd),
+    )
+    client = engine.connect()
+    if not engine.image_exists(client, spec.image):
+        raise CaffeboxError(
+            f"The image {spec.image} does not exist. Build it with 'invoke build-cpu' (or pass "
+            "--image with one you have)."
+        )
+    result = runs.run(client, spec)
+    if result.exit_code != 0:
+        raise Exit(code=result.exit_code)
+
+
+@task(
+    iterable=["input", "layers"],
+    help={
+        "layer": "The layer as module.Class (the module must be importable from --layers).",
+        "input": "A bottom as NAME=SHAPE, e.g. data=2x3x4x4 (repeat, in bottom order).",
+        "layers": "A folder to put on PYTHONPATH (read-only); repeatable.",
+        "outputs": "Number of tops (default 1).",
+        "param_str": "The layer's param_str.",
+        "propagate_down": "Comma-separated 1/0 per bottom (default: all 1).",
+        "step": "Finite-difference step (default 1e-2, as Caffe).",
+        "threshold": "Relative threshold (default 1e-3, as Caffe).",
+        "kink": "Skip elements whose |value| is within kink-range of this (default 0).",
+        "kink_range": "Half-width of the kink region; negative disables (default).",
+        "seed": "Seed of the random input values.",
+        "image": "Image to run (setting image).",
+    },
+)
+@friendly
+def gradcheck(
+    c: Context,
+    layer: str,
+    input: list[str] | None = None,
+    layers: list[str] | None = None,
+    outputs: int = 1,
+    param_str: str = "",
+    propagate_down: str = "",
+    step: float = 1e-2,
+    threshold: float = 1e-3,
+    kink: float = 0.0,
+    kink_range: float = -1.0,
+    seed: int = 1701,
+    image: str = "",
+) -> None:
+    """Check a Python layer's backward numerically on real pycaffe; non-zero exit on failure."""
+    if not input:
+        raise CaffeboxError(
+            "gradcheck needs the layer's bottoms: add --input NAME=SHAPE for each, e.g. "
+            "--input data=2x3x4x4 --input label=2x1."
+        )
+    command = ["python3", "-m", "layers.testing.gradcheck", layer, "--backend", "caffe"]
+    for item in input:
+        command += ["--input", item]
+    command += ["--outputs", str(outputs), "--param-str", param_str, "--step", str(step)]
+    command += ["--threshold", str(threshold), "--kink", str(kink), "--kink-range", str(kink_range)]
+    command += ["--seed", str(seed)]
+    if propagate_down:
+        command += ["--propagate-down", propagate_down]
+    _run_tool(c, command, layers, image)
+
+
+@task(
+    iterable=["layers"],
+    help={
+        "path": "Folder (or file) of your layer tests, relative to here (default: tests).",
+        "layers": "Extra folders for PYTHONPATH (the tests' folder is always on it); repeatable.",
+        "pytest_args": "Extra arguments for pytest, e.g. '-k loss -x'.",
+        "image": "Image to run (setting image).",
+    },
+)
+@friendly
+def test_layers(
+    c: Context,
+    path: str = "tests",
+    layers: list[str] | None = None,
+    pytest_args: str = "",
+    image: str = "",
+) -> None:
+    """Run your layers' pytest suite inside the image, on real pycaffe, with fixtures."""
+    from pathlib import Path
+
+    target = Path(path)
+    if not target.exists():
+        raise CaffeboxError(
+            f"{target.resolve()} does not exist. Pass the folder that holds your layer tests, "
+            "e.g. 'invoke test-layers my_layers/tests'."
+        )
+    folder = target if target.is_dir() else target.parent
+    command = ["python3", "-m", "pytest", "-p", "layers.testing.plugin", "-p", "no:cacheprovider"]
+    command += [str(target), *shlex.split(pytest_args)]
+    _run_tool(c, command, [str(folder), *(layers or [])], image)
+
+
+namespace = Collection(config, base_image, build_cpu, train, gradcheck, test_layers, test)
 namespace.configure(DEFAULTS)
 
 

@@ -60,7 +60,12 @@ def check_layer_dirs(dirs: Iterable[str | os.PathLike[str]], cwd: Path) -> list[
 def python_path(spec: RunSpec) -> str:
     """The container's PYTHONPATH: user layer folders first, then pycaffe and ours."""
     parts = [str(d) for d in spec.layer_dirs]
-    parts += [paths.IMAGE_CAFFE_PYTHON, paths.IMAGE_PYDEPS, paths.IMAGE_LAYERS_ROOT]
+    parts += [
+        paths.IMAGE_CAFFE_PYTHON,
+        paths.IMAGE_PYDEPS,
+        paths.IMAGE_LAYERS_ROOT,
+        paths.IMAGE_COMPAT_DIR,
+    ]
     return ":".join(parts)
 
 

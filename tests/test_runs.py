@@ -39,6 +39,7 @@ def test_container_options(project):
         paths.IMAGE_CAFFE_PYTHON,
         paths.IMAGE_PYDEPS,
         paths.IMAGE_LAYERS_ROOT,
+        paths.IMAGE_COMPAT_DIR,
     ]
     home = opts["environment"]["HOME"]
     assert "uid=1234" in opts["tmpfs"][home]
