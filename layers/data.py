@@ -106,14 +106,15 @@ class ArrayData(caffe.Layer):
                 self.cursor = 0
         return np.concatenate(picked)
 
+    # pycaffe's bottom/top vectors can be indexed but not iterated: use indices.
     def reshape(self, bottom, top):
-        for blob, array in zip(top, self.arrays):
-            blob.reshape(self.batch_size, *array.shape[1:])
+        for i, array in enumerate(self.arrays):
+            top[i].reshape(self.batch_size, *array.shape[1:])
 
     def forward(self, bottom, top):
         idx = self._next_indices()
-        for blob, array, scale in zip(top, self.arrays, self.scales):
-            blob.data[...] = array[idx].astype(np.float32) * scale
+        for i, (array, scale) in enumerate(zip(self.arrays, self.scales)):
+            top[i].data[...] = array[idx].astype(np.float32) * scale
 
     def backward(self, top, propagate_down, bottom):
         """Data has no gradient."""

@@ -143,9 +143,7 @@ def user_install(tmp_path_factory) -> Path:
     venv = base / "venv"
     python = "/usr/bin/python3" if Path("/usr/bin/python3").exists() else sys.executable
     subprocess.run([python, "-m", "venv", str(venv)], check=True)
-    subprocess.run(
-        [str(venv / "bin" / "pip"), "install", "--quiet", "-e", str(src)], check=True
-    )
+    subprocess.run([str(venv / "bin" / "pip"), "install", "--quiet", "-e", str(src)], check=True)
     for path in [base, *base.rglob("*")]:
         if not path.is_symlink():
             path.chmod(path.stat().st_mode | 0o055)

@@ -77,8 +77,13 @@ class GradientReport:
         return head + "\nworst elements:\n" + "\n".join(rows)
 
 
+def _blobs(vector) -> list:
+    """A plain list from a bottom/top vector (pycaffe's cannot be iterated)."""
+    return [vector[i] for i in range(len(vector))]
+
+
 def _objective(tops) -> float:
-    return float(sum(0.5 * np.sum(np.asarray(t.data, dtype=np.float64) ** 2) for t in tops))
+    return float(sum(0.5 * np.sum(np.asarray(t.data, dtype=np.float64) ** 2) for t in _blobs(tops)))
 
 
 def check_gradient(
@@ -109,15 +114,14 @@ def check_gradient(
     module, name = split_layer(layer)
     report = GradientReport(layer=f"{module}.{name}", backend=harness.backend, threshold=threshold)
 
-    checked = [
-        (f"bottom '{n}'", b) for (n, _), b, d in zip(pairs, harness.bottoms, propagate_down) if d
-    ]
+    bottoms = _blobs(harness.bottoms)
+    checked = [(f"bottom '{n}'", b) for (n, _), b, d in zip(pairs, bottoms, propagate_down) if d]
     if check_params:
         checked += [(f"param {i}", blob) for i, blob in enumerate(harness.params)]
 
     # Analytic gradients: forward, top diff = top data (dL/dtop for L = sum top^2/2), backward.
     harness.forward()
-    for top in harness.tops:
+    for top in _blobs(harness.tops):
         top.diff[...] = top.data
     for _, blob in checked:
         blob.diff[...] = 0

@@ -72,12 +72,12 @@ class StandinHarness:
         self.layer = cls()
         self.layer.param_str = param_str
         self.layer.phase = phase
-        self.bottoms = []
+        self.bottoms = standin.RawBlobVec()
         for _, value in normalise_inputs(inputs):
             blob = standin.Blob(*value.shape)
             blob.data[...] = value
             self.bottoms.append(blob)
-        self.tops = [standin.Blob() for _ in output_names(outputs)]
+        self.tops = standin.RawBlobVec(standin.Blob() for _ in output_names(outputs))
         self.propagate_down = list(propagate_down)
         self.layer.setup(self.bottoms, self.tops)
         self.layer.reshape(self.bottoms, self.tops)

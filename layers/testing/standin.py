@@ -8,7 +8,8 @@ Switch it on explicitly, before importing a layer module:
 
 It covers what a Python layer touches: Blob ``data``/``diff`` (float32), ``shape``,
 ``count``, ``num/channels/height/width``, ``reshape``; ``self.blobs.add_blob``;
-``param_str`` and ``phase``. It is never used when a real caffe exists.
+``param_str`` and ``phase``; bottom/top vectors that, like pycaffe's, index but do
+not iterate. It is never used when a real caffe exists.
 """
 
 from __future__ import annotations
@@ -63,6 +64,22 @@ class Blob:
         else:
             self._data = np.zeros(shape, dtype=np.float32)
             self._diff = np.zeros(shape, dtype=np.float32)
+
+
+class RawBlobVec(list):
+    """A layer's bottom or top vector. Like pycaffe's, it has len() and indexing but
+    cannot be iterated (pycaffe raises TypeError), so code that works here works there."""
+
+    def __iter__(self):
+        raise TypeError(
+            "No to_python (by-value) converter found for C++ type: caffe::Blob<float>* "
+            "(pycaffe cannot iterate bottom/top: index them, e.g. for i in range(len(top)))"
+        )
+
+    def __getitem__(self, index):
+        if isinstance(index, slice):
+            return RawBlobVec(list.__getitem__(self, index))
+        return list.__getitem__(self, index)
 
 
 class BlobVec(list):
