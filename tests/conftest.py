@@ -11,6 +11,7 @@ import os
 import shutil
 import subprocess
 import sys
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -128,13 +129,22 @@ def run_in_image(engine, image) -> Iterator:
 
 
 @pytest.fixture(scope="session")
-def user_install(tmp_path_factory) -> Path:
+def open_tmp() -> Iterator[Path]:
+    """A temporary folder other uids can enter (pytest's own tmp_path is private)."""
+    path = Path(tempfile.mkdtemp(prefix="caffebox-tests-"))
+    path.chmod(0o755)
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def user_install(open_tmp) -> Path:
     """caffebox installed where any uid can run it: a venv and a copy of the checkout.
 
     The test machine's own Python may sit in root's home; a user's install must not.
     """
-    base = tmp_path_factory.mktemp("user-install")
-    base.chmod(0o755)
+    base = open_tmp / "user-install"
+    base.mkdir()
     src = base / "caffebox-src"
     for name in ("caffebox", "layers", "docker"):
         shutil.copytree(ROOT / name, src / name, ignore=shutil.ignore_patterns("__pycache__"))

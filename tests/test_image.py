@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import time
@@ -27,14 +28,28 @@ def test_pycaffe_imports_with_python_layer(run_in_image):
     assert out.strip().splitlines()[-1] == "True"
 
 
-def test_caffe_own_python_suite(run_in_image):
-    """Caffe's `make pytest`: python -m unittest discover -s caffe/test, in pycaffe's folder."""
+# Failures of a fork's own suite that are the fork's, not the build's.
+KNOWN_FORK_FAILURES = {
+    # brocolli-caffe 9.0.2's test_solver calls SGDSolver.apply_update, which its
+    # _caffe.cpp never binds (BVLC master does).
+    "brocolli-caffe": {"test_apply_update"},
+}
+
+
+def test_caffe_own_python_suite(engine, image, run_in_image):
+    """Caffe's `make pytest` (unittest discover -s caffe/test), as a user in a writable
+    folder: some of its tests write snapshots into the working directory."""
     code, out = run_in_image(
-        ["python3", "-m", "unittest", "discover", "-s", "caffe/test"],
-        working_dir="/opt/caffe/python",
+        ["python3", "-m", "unittest", "discover", "-s", "/opt/caffe/python/caffe/test"],
+        working_dir="/tmp",
     )
-    assert code == 0, out[-3000:]
-    assert "\nOK" in out
+    ran = re.search(r"^Ran (\d+) tests", out, re.M)
+    assert ran and int(ran.group(1)) >= 40, out[-3000:]
+    failed = set(re.findall(r"^(?:ERROR|FAIL): (\w+)", out, re.M))
+    source = engine.images.get(image).labels.get("org.opencontainers.image.source", "")
+    allowed = set().union(*(v for k, v in KNOWN_FORK_FAILURES.items() if k in source))
+    assert failed <= allowed, out[-3000:]
+    assert code == 0 or failed, out[-3000:]
 
 
 def test_labels_and_runtime_contents(engine, image, run_in_image):
@@ -45,7 +60,7 @@ def test_labels_and_runtime_contents(engine, image, run_in_image):
     assert labels["org.opencontainers.image.created"]
     assert "org.opencontainers.image.revision" in labels
     code, out = run_in_image(
-        ["sh", "-c", "command -v gcc g++ make cc; ls /usr/src/caffe; dpkg -l | grep -c -- '-dev '"]
+        ["sh", "-c", "command -v gcc g++ make cc; ls -d /usr/src/caffe 2>/dev/null; dpkg -l | grep -c -- '-dev '"]
     )
     assert out.split() == ["0"], f"compiler, source or -dev packages in the runtime image: {out}"
     code, out = run_in_image(["cat", "/opt/caffe/Makefile.config"])
@@ -56,10 +71,10 @@ def _copy_example(dest: Path) -> None:
     shutil.copytree(ROOT / "examples" / "digits", dest / "examples" / "digits")
 
 
-def test_train_digits_as_a_user(tmp_path, image, engine, user_install):
+def test_train_digits_as_a_user(open_tmp, image, engine, user_install):
     """The quick start's training, by a non-root uid: loss falls, accuracy >= 0.95,
     snapshots on disk owned by that uid."""
-    project = tmp_path / "project"
+    project = open_tmp / "project"
     project.mkdir()
     _copy_example(project)
     for path in [project, *project.rglob("*")]:
