@@ -266,6 +266,21 @@ def gradcheck(
 @task(
     iterable=["layers"],
     help={
+        "script": "A Python script (relative to here) and its arguments, in one string.",
+        "layers": "A folder to put on PYTHONPATH (read-only); repeatable.",
+        "image": "Image to run (setting image).",
+    },
+)
+@friendly
+def python(c: Context, script: str, layers: list[str] | None = None, image: str = "") -> None:
+    """Run a Python script in the image (pycaffe, NetSpec, our layers), as you, here."""
+    _run_tool(c, ["python3", *shlex.split(script)], layers, image)
+
+
+@task(
+    iterable=["layers"],
+    positional=["path"],
+    help={
         "path": "Folder (or file) of your layer tests, relative to here (default: tests).",
         "layers": "Extra folders for PYTHONPATH (the tests' folder is always on it); repeatable.",
         "pytest_args": "Extra arguments for pytest, e.g. '-k loss -x'.",
@@ -275,7 +290,7 @@ def gradcheck(
 @friendly
 def test_layers(
     c: Context,
-    path: str = "tests",
+    path: str | None = None,  # None, not "tests": invoke fills only empty positionals
     layers: list[str] | None = None,
     pytest_args: str = "",
     image: str = "",
@@ -283,7 +298,7 @@ def test_layers(
     """Run your layers' pytest suite inside the image, on real pycaffe, with fixtures."""
     from pathlib import Path
 
-    target = Path(path)
+    target = Path(path or "tests")
     if not target.exists():
         raise CaffeboxError(
             f"{target.resolve()} does not exist. Pass the folder that holds your layer tests, "
@@ -295,7 +310,7 @@ def test_layers(
     _run_tool(c, command, [str(folder), *(layers or [])], image)
 
 
-namespace = Collection(config, base_image, build_cpu, train, gradcheck, test_layers, test)
+namespace = Collection(config, base_image, build_cpu, train, gradcheck, test_layers, python, test)
 namespace.configure(DEFAULTS)
 
 

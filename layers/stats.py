@@ -1,5 +1,7 @@
 """MovingAverage: an output layer that tracks an exponential moving average.
 
+    # On the loss layer itself, write loss_weight: 1 explicitly: Caffe splits a loss
+    # blob that another layer consumes only then; otherwise backward stops at the loss.
     layer {
       name: "loss_ema" type: "Python" bottom: "loss" top: "loss_ema"
       python_param { module: "layers.stats" layer: "MovingAverage" param_str: "'decay': 0.9" }
@@ -7,7 +9,8 @@
 
 The tutorial's example of a layer that only reports: ``top = decay * top + (1 -
 decay) * bottom`` on every forward (the first forward starts from the bottom), so
-the log shows a smoothed value. It has no gradient: nothing flows back through it.
+the log shows a smoothed value. It has no gradient and leaves the bottom's diff
+untouched, so the loss it watches still trains the net.
 """
 
 from __future__ import annotations
@@ -44,6 +47,5 @@ class MovingAverage(caffe.Layer):
         top[0].data[...] = self.average
 
     def backward(self, top, propagate_down, bottom):
-        """No gradient: a reporting layer."""
-        if propagate_down[0]:
-            bottom[0].diff[...] = 0
+        """No gradient, and the bottom's diff is left alone: when the bottom is a loss,
+        Caffe keeps its loss weight in that diff, and zeroing it would stop training."""

@@ -60,7 +60,12 @@ def test_labels_and_runtime_contents(engine, image, run_in_image):
     assert labels["org.opencontainers.image.created"]
     assert "org.opencontainers.image.revision" in labels
     code, out = run_in_image(
-        ["sh", "-c", "command -v gcc g++ make cc; ls -d /usr/src/caffe 2>/dev/null; dpkg -l | grep -c -- '-dev '"]
+        [
+            "sh",
+            "-c",
+            "command -v gcc g++ make cc; ls -d /usr/src/caffe 2>/dev/null;"
+            "dpkg -l | grep -c -- '-dev '",
+        ]
     )
     assert out.split() == ["0"], f"compiler, source or -dev packages in the runtime image: {out}"
     code, out = run_in_image(["cat", "/opt/caffe/Makefile.config"])

@@ -81,9 +81,9 @@ def test_moving_average_tracks_and_has_no_gradient():
     net.bottoms[0].data[...] = 4.0
     net.forward()
     assert net.tops[0].data[0] == pytest.approx(3.0)
-    net.bottoms[0].diff[...] = 9.0
+    net.bottoms[0].diff[...] = 9.0  # e.g. a loss blob's diff holds its loss weight
     net.backward()
-    assert net.bottoms[0].diff[0] == 0.0
+    assert net.bottoms[0].diff[0] == 9.0
 
 
 def test_array_data_batches_and_shuffles(tmp_path, monkeypatch):

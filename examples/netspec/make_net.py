@@ -13,10 +13,9 @@ a smoothed loss. Writes examples/netspec/net.prototxt.
 
 from pathlib import Path
 
+import caffe
 from caffe import layers as L
 from caffe import params as P
-
-import caffe
 
 HERE = Path(__file__).resolve().parent
 DATA = "examples/digits"  # paths are relative to where `invoke train` runs: the repo root
@@ -51,7 +50,9 @@ def net() -> str:
     n.ip1 = L.InnerProduct(n.pool1, num_output=64, weight_filler={"type": "xavier"})
     n.relu2 = L.ReLU(n.ip1, in_place=True)
     n.ip2 = L.InnerProduct(n.relu2, num_output=10, weight_filler={"type": "xavier"})
-    n.loss = L.SoftmaxWithLoss(n.ip2, n.label)
+    # loss_weight written out: Caffe splits a loss blob that another layer (loss_ema)
+    # consumes only when the weight is explicit; without it backward stops at the loss.
+    n.loss = L.SoftmaxWithLoss(n.ip2, n.label, loss_weight=1)
     n.accuracy = L.Accuracy(n.ip2, n.label, include={"phase": caffe.TEST})
     n.loss_ema = L.Python(
         n.loss, name="loss_ema",
