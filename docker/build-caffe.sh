@@ -85,7 +85,7 @@ to_pkgs() {
 log "runtime packages: $(tr '\n' ' ' < "$PREFIX/runtime-packages.txt")"
 
 # ---- 6. provenance ---------------------------------------------------------------------
-commit=${CAFFE_COMMIT:-$(git -C "$SRC" rev-parse HEAD 2>/dev/null || echo unknown)}
+commit=${CAFFE_COMMIT:-$(git -c safe.directory="*" -C "$SRC" rev-parse HEAD 2>/dev/null || echo unknown)}
 numpy_version=$(python3 -c 'import numpy; print(numpy.__version__)')
 python_version=$(python3 -c 'import platform; print(platform.python_version())')
 cat > "$PREFIX/build-info.env" <<INFO
