@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import TextIO
 
 import docker
+
 from caffebox.engine import image_exists
 from caffebox.errors import CaffeboxError
 

@@ -11,6 +11,7 @@ import os
 import shlex
 import sys
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Any
 
 from invoke import Collection, Context, Exit, Program, task
@@ -18,7 +19,7 @@ from invoke import Collection, Context, Exit, Program, task
 from caffebox import __version__, makeconfig
 from caffebox.errors import CaffeboxError
 from caffebox.settings import DEFAULTS
-from caffebox.variants import get_variant
+from caffebox.variants import cuda_arch_flags, get_variant, parse_cuda_archs
 
 
 def friendly(body: Callable[..., Any]) -> Callable[..., Any]:
@@ -72,6 +73,9 @@ def build_variant(
     caffe_ref: str = "",
     jobs: int = 0,
     no_cache: bool = False,
+    cuda_arch: str = "",
+    base_image: str = "",
+    runtime_image: str = "",
 ) -> str:
     """Build one variant's image from the task options and settings; returns the tag."""
     from caffebox import engine, images
@@ -80,13 +84,20 @@ def build_variant(
     s = _settings(c)
     if not (caffe_src or caffe_repo or caffe_ref):
         caffe_src, caffe_repo, caffe_ref = s.caffe_src, s.caffe_repo, s.caffe_ref
+    chosen = get_variant(variant)
+    if cuda_arch:
+        if chosen.cpu_only:
+            raise CaffeboxError("--cuda-arch applies to the gpu variant only (invoke build-gpu).")
+        chosen = replace(chosen, cuda_arch=cuda_arch_flags(parse_cuda_archs(cuda_arch)))
     request = images.BuildRequest(
-        variant=get_variant(variant),
+        variant=chosen,
         source=CaffeSource.from_options(caffe_src or None, caffe_repo or None, caffe_ref or None),
         tag=tag or s[f"{variant}_image"],
         jobs=jobs or s.jobs or None,
         nocache=no_cache,
         ca_certificates=s.ca_certificates,
+        base_image=base_image or s[f"{variant}_base_image"] or None,
+        runtime_image=runtime_image or s[f"{variant}_runtime_image"] or None,
     )
     images.build(engine.connect(), request)
     return request.tag
@@ -126,6 +137,7 @@ def build_cpu(
         "snapshot": "A .solverstate to resume training from.",
         "resume": "Resume from the newest .solverstate under the solver's snapshot_prefix.",
         "image": "Image to run (setting image, default caffebox:cpu).",
+        "gpu": "GPUs to train on: '0', '0,1' or 'all' (needs the gpu image).",
     },
 )
 @friendly
@@ -137,6 +149,7 @@ def train(
     snapshot: str = "",
     resume: bool = False,
     image: str = "",
+    gpu: str = "",
 ) -> None:
     """Run `caffe train -solver SOLVER` in the image, as you, in the current directory."""
     from caffebox import engine, runs, training
@@ -149,6 +162,7 @@ def train(
         weights=weights,
         snapshot=snapshot,
         resume=resume,
+        gpu=gpu,
     )
     train_plan = training.plan(options)
     client = engine.connect()
@@ -310,7 +324,67 @@ def test_layers(
     _run_tool(c, command, [str(folder), *(layers or [])], image)
 
 
-namespace = Collection(config, base_image, build_cpu, train, gradcheck, test_layers, python, test)
+@task(
+    help={
+        **_BUILD_HELP,
+        "tag": "Image name to create (setting gpu_image, default caffebox:gpu).",
+        "cuda_arch": "Compute capabilities to compile, e.g. '80,90' (default 60 to 90 + PTX).",
+        "base_image": "Build-stage base (default NVIDIA's CUDA 12.4 cuDNN 9 devel, Ubuntu 22.04).",
+        "runtime_image": "Runtime-stage base (default the matching cudnn-runtime image).",
+    }
+)
+@friendly
+def build_gpu(
+    c: Context,
+    tag: str = "",
+    caffe_src: str = "",
+    caffe_repo: str = "",
+    caffe_ref: str = "",
+    jobs: int = 0,
+    no_cache: bool = False,
+    cuda_arch: str = "",
+    base_image: str = "",
+    runtime_image: str = "",
+) -> None:
+    """Build the GPU image: CUDA 12, cuDNN (8/9 via caffebox's compat header), NCCL."""
+    build_variant(
+        c, "gpu", tag, caffe_src, caffe_repo, caffe_ref, jobs, no_cache,
+        cuda_arch, base_image, runtime_image,
+    )  # fmt: skip
+
+
+@task(
+    help={
+        "tag": "Image name to make (default caffebox/cuda-offline:11.8).",
+        "base": "Debian base it builds on (default debian:bookworm-slim; see base-image).",
+    }
+)
+@friendly
+def cuda_base(c: Context, tag: str = "caffebox/cuda-offline:11.8", base: str = "") -> None:
+    """Make an offline CUDA build base (Debian's CUDA 11.8, cuDNN and NCCL wheels from PyPI).
+
+    For machines that cannot pull NVIDIA's images: build-gpu --base-image TAG
+    --runtime-image TAG --cuda-arch 80,90 then compiles the gpu variant, cuDNN included.
+    """
+    from caffebox import engine, images
+
+    images.build_cuda_offline_base(
+        engine.connect(), tag, base or get_variant("cpu").base_image, _settings(c).ca_certificates
+    )
+
+
+namespace = Collection(
+    config,
+    base_image,
+    cuda_base,
+    build_cpu,
+    build_gpu,
+    train,
+    gradcheck,
+    test_layers,
+    python,
+    test,
+)
 namespace.configure(DEFAULTS)
 
 

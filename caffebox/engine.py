@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+import docker
 from docker.errors import DockerException
 
-import docker
 from caffebox.errors import CaffeboxError
 
 

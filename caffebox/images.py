@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import TextIO
 
 import docker
+
 from caffebox import makeconfig, paths
 from caffebox.errors import CaffeboxError
 from caffebox.source import CaffeSource
@@ -104,15 +105,16 @@ def _stream_build(
     buildargs: dict[str, str],
     nocache: bool,
     out: TextIO,
+    dockerfile: str = "docker/Dockerfile",
 ) -> None:
     """Run one build, echoing its output; raise with the engine's error on failure."""
     context.seek(0)
     chunks: Iterable[dict] = client.api.build(
         fileobj=context,
         custom_context=True,
-        dockerfile="docker/Dockerfile",
+        dockerfile=dockerfile,
         tag=tag,
-        target=target,
+        target=target or None,
         buildargs=buildargs,
         network_mode="host",
         rm=True,
@@ -200,3 +202,25 @@ def build(client: docker.DockerClient, request: BuildRequest, out: TextIO = sys.
 def labels(client: docker.DockerClient, image: str) -> dict[str, str]:
     """The image's labels (empty when it has none)."""
     return client.images.get(image).labels or {}
+
+
+CUDA_OFFLINE_DOCKERFILE = "docker/cuda-offline.Dockerfile"
+
+
+def build_cuda_offline_base(
+    client: docker.DockerClient,
+    tag: str,
+    base_image: str,
+    ca_certificates: str = "",
+    out: TextIO = sys.stdout,
+) -> None:
+    """Build the offline CUDA base (Debian's CUDA toolkit, cuDNN and NCCL wheels)."""
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as tar:
+        tar.add(str(paths.DOCKER_DIR), arcname="docker")
+        _add_bytes(tar, "build/ca-certificates.crt", _read_certificates(ca_certificates))
+    out.write(f"caffebox: building the offline CUDA base {tag} on {base_image}\n")
+    _stream_build(
+        client, buf, tag=tag, target="", buildargs={"BASE_IMAGE": base_image},
+        nocache=False, out=out, dockerfile=CUDA_OFFLINE_DOCKERFILE,
+    )  # fmt: skip

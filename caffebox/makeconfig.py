@@ -34,6 +34,7 @@ def template_values(variant: Variant) -> dict[str, str]:
         "BLAS_PKG": variant.blas_pkg,
         "PKGCONFIG_MODULES": variant.pkgconfig_modules,
         "PYTHON": variant.python,
+        "CUDNN_COMPAT": variant.cudnn_compat,
     }
 
 

@@ -18,7 +18,8 @@ from pathlib import Path
 from typing import Any, TextIO
 
 import docker
-from caffebox import paths
+
+from caffebox import gpus, paths
 from caffebox.caffelog import TrainingLog
 from caffebox.errors import CaffeboxError
 from caffebox.progress import ProgressBar
@@ -40,6 +41,7 @@ class RunSpec:
     gid: int = field(default_factory=os.getgid)
     project_layers: Path | None = paths.LAYERS_DIR
     env: dict[str, str] = field(default_factory=dict)
+    gpus: list[str] = field(default_factory=list)
 
 
 def check_layer_dirs(dirs: Iterable[str | os.PathLike[str]], cwd: Path) -> list[Path]:
@@ -98,6 +100,7 @@ def container_options(spec: RunSpec) -> dict[str, Any]:
         "cap_drop": ["ALL"],
         "tmpfs": {CONTAINER_HOME: f"uid={spec.uid},gid={spec.gid},mode=0700"},
         "labels": {RUN_LABEL: "1"},
+        "device_requests": gpus.device_requests(spec.gpus),
         "detach": True,
         "tty": False,
         "stdin_open": False,

@@ -15,6 +15,12 @@ DEFAULTS: dict[str, Any] = {
         # The image `train`, `shell` and friends run.
         "image": "caffebox:cpu",
         "cpu_image": "caffebox:cpu",
+        "gpu_image": "caffebox:gpu",
+        # Override a variant's base images (empty = the variant's own, see variants.py).
+        "cpu_base_image": "",
+        "cpu_runtime_image": "",
+        "gpu_base_image": "",
+        "gpu_runtime_image": "",
         # Where the Caffe source comes from when a task is not told: a local tree or
         # .tar.gz (caffe_src), else git (caffe_repo at caffe_ref; empty = BVLC pinned).
         "caffe_src": "",

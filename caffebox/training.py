@@ -9,7 +9,8 @@ from pathlib import Path
 from typing import TextIO
 
 import docker
-from caffebox import runs
+
+from caffebox import gpus, runs
 from caffebox import solver as solverlib
 from caffebox.engine import image_exists
 from caffebox.errors import CaffeboxError
@@ -27,6 +28,7 @@ class TrainOptions:
     weights: str = ""
     snapshot: str = ""
     resume: bool = False
+    gpu: str = ""
 
 
 @dataclass
@@ -65,21 +67,36 @@ def plan(options: TrainOptions, cwd: Path | None = None) -> TrainPlan:
                 f"{net} has a Python layer without python_param {{ module: ... }}. Name the "
                 "module that defines the layer class."
             )
-    command = ["caffe", "train", "-solver", str(solver.path)]
     if options.weights and (options.snapshot or options.resume):
         raise CaffeboxError(
             "Give --weights (fine-tune) or --snapshot/--resume (continue training), not both: "
             "Caffe refuses the pair."
         )
+    weights = ""
     if options.weights:
-        weights = [_existing(w, cwd, "--weights") for w in options.weights.split(",")]
-        command += ["-weights", ",".join(str(w) for w in weights)]
+        weights = ",".join(str(_existing(w, cwd, "--weights")) for w in options.weights.split(","))
+    state = ""
     if options.snapshot:
-        command += ["-snapshot", str(_existing(options.snapshot, cwd, "--snapshot"))]
+        state = str(_existing(options.snapshot, cwd, "--snapshot"))
     elif options.resume:
-        command += ["-snapshot", str(solverlib.latest_solverstate(solver))]
+        state = str(solverlib.latest_solverstate(solver))
     solverlib.check_snapshot_dir(solver)
-    spec = runs.RunSpec(image=options.image, command=command, cwd=cwd, layer_dirs=layer_dirs)
+    gpu_list = gpus.parse_gpus(options.gpu) if options.gpu else []
+    several = gpu_list == ["all"] or len(gpu_list) > 1
+    if several and solver.python_layers():
+        # The caffe binary refuses Python layers on several GPUs: one process per GPU.
+        command = ["python3", "-m", "layers.parallel", "--solver", str(solver.path)]
+        command += ["--gpus", gpus.caffe_gpu_flag(gpu_list)]
+        command += ["--weights", weights] if weights else []
+        command += ["--snapshot", state] if state else []
+    else:
+        command = ["caffe", "train", "-solver", str(solver.path)]
+        command += ["-weights", weights] if weights else []
+        command += ["-snapshot", state] if state else []
+        command += ["-gpu", gpus.caffe_gpu_flag(gpu_list)] if gpu_list else []
+    spec = runs.RunSpec(
+        image=options.image, command=command, cwd=cwd, layer_dirs=layer_dirs, gpus=gpu_list
+    )
     return TrainPlan(solver=solver, spec=spec)
 
 
@@ -107,8 +124,11 @@ def check_image(
     if variant == "cpu" and mode == "GPU":
         raise CaffeboxError(
             f"{train_plan.solver.path} sets solver_mode: GPU, but {image} is the CPU image. "
-            "Set solver_mode: CPU there, or train on a GPU image."
+            "Set solver_mode: CPU there, or train on a GPU image with --gpu."
         )
+    gpus.check_image_variant(variant, image, train_plan.spec.gpus)
+    if train_plan.spec.gpus:
+        gpus.check_engine_has_gpus(client)
 
 
 def explain_failure(result: runs.RunResult, train_plan: TrainPlan) -> str:

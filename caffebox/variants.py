@@ -20,6 +20,7 @@ class Variant:
     use_nccl: bool = False
     cuda_dir: str = ""
     cuda_arch: str = ""
+    cudnn_compat: str = ""
     extra_build_packages: tuple[str, ...] = ()
 
     @property
@@ -35,7 +36,55 @@ CPU = Variant(
     runtime_image="debian:bookworm-slim",
 )
 
-VARIANTS: dict[str, Variant] = {CPU.name: CPU}
+# Compute capabilities compiled by default: Pascal (6.0) to Hopper (9.0), plus PTX of the
+# newest so later GPUs JIT-compile it.
+DEFAULT_CUDA_ARCHS = (60, 61, 70, 75, 80, 86, 89, 90)
+
+
+def cuda_arch_flags(archs: tuple[int, ...] | list[int] = DEFAULT_CUDA_ARCHS) -> str:
+    """nvcc -gencode flags for `archs` (as 80, not sm_80), with PTX for the newest."""
+    ordered = sorted(set(archs))
+    flags = [f"-gencode arch=compute_{a},code=sm_{a}" for a in ordered]
+    flags.append(f"-gencode arch=compute_{ordered[-1]},code=compute_{ordered[-1]}")
+    return " ".join(flags)
+
+
+def parse_cuda_archs(text: str) -> tuple[int, ...]:
+    """'80,90', 'sm_80 sm_90' or '8.0 9.0' -> (80, 90); an error names the bad item."""
+    archs = []
+    for item in text.replace(",", " ").split():
+        digits = item.lower().removeprefix("sm_").removeprefix("compute_").replace(".", "")
+        if not digits.isdigit() or not 30 <= int(digits) <= 130:
+            from caffebox.errors import CaffeboxError
+
+            raise CaffeboxError(
+                f"--cuda-arch: {item!r} is not a compute capability. Write them like "
+                "'80,90' or 'sm_80 sm_90'."
+            )
+        archs.append(int(digits))
+    if not archs:
+        from caffebox.errors import CaffeboxError
+
+        raise CaffeboxError("--cuda-arch is empty: name at least one, e.g. '80,90'.")
+    return tuple(archs)
+
+
+# NVIDIA's CUDA 12.4 images with cuDNN 9 on Ubuntu 22.04: 12.4 is the newest CUDA 12 that
+# still builds for Pascal (sm_60) and knows Hopper (sm_90); Ubuntu 22.04's boost 1.74,
+# OpenCV 4.5, protobuf 3.12 and Python 3.10 are what Caffe's Makefile build handles.
+GPU = Variant(
+    name="gpu",
+    cpu_only=False,
+    base_image="nvidia/cuda:12.4.1-cudnn-devel-ubuntu22.04",
+    runtime_image="nvidia/cuda:12.4.1-cudnn-runtime-ubuntu22.04",
+    use_cudnn=True,
+    use_nccl=True,
+    cuda_dir="/usr/local/cuda",
+    cuda_arch=cuda_arch_flags(),
+    cudnn_compat="/usr/local/include/caffebox/cudnn_compat.h",
+)
+
+VARIANTS: dict[str, Variant] = {CPU.name: CPU, GPU.name: GPU}
 
 
 def get_variant(name: str) -> Variant:

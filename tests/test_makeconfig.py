@@ -33,7 +33,7 @@ def test_no_placeholder_survives():
 def test_opencv_legacy_headers_forced_for_cxx_only():
     text = makeconfig.render(CPU)
     assert "CXXFLAGS += -include opencv2/imgproc/imgproc_c.h" in text
-    assert "NVCCFLAGS" not in text
+    assert "NVCCFLAGS += -include opencv2" not in text
 
 
 def test_unknown_placeholder_is_an_error(tmp_path):

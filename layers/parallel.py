@@ -1,0 +1,130 @@
+"""Multi-GPU training for nets with Python layers: one process per GPU, joined by NCCL.
+
+The `caffe` binary refuses Python layers with several GPUs ("PythonLayer does not
+support CLI Multi-GPU, use train.py"): each GPU needs its own Python interpreter. This is
+what Caffe's python/train.py does, made a complete `caffe train`: solver type from the
+solver file, --weights and --snapshot, the final snapshot, Ctrl-C, and exit codes.
+
+    python3 -m layers.parallel --solver solver.prototxt --gpus 0,1
+
+`invoke train --gpu 0,1` runs it for you when the net has Python layers. Rank 0 is
+Caffe's root solver: it logs, tests and snapshots. Every rank steps in chunks of
+`display` iterations and, between chunks, all ranks agree (through a barrier) whether a
+Ctrl-C asked them to stop, so none is left waiting in an NCCL all-reduce.
+"""
+
+from __future__ import annotations
+
+import argparse
+import glob
+import multiprocessing as mp
+import signal
+import sys
+from collections.abc import Sequence
+
+
+def visible_gpu_count() -> int:
+    """GPUs the container was given (/dev/nvidia0, /dev/nvidia1, ...)."""
+    return len([d for d in glob.glob("/dev/nvidia[0-9]*") if d[len("/dev/nvidia") :].isdigit()])
+
+
+def _chunk(solver) -> int:
+    display = int(solver.param.display) or 100
+    return max(1, display)
+
+
+def worker(rank: int, gpus: list[int], solver_file: str, weights: str, snapshot: str,
+           uid, barrier, stop, failed) -> None:  # fmt: skip
+    """One rank: its own GPU, its own copy of the net, gradients all-reduced by NCCL."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides when to stop
+    try:
+        import caffe
+
+        caffe.set_mode_gpu()
+        caffe.set_device(gpus[rank])
+        caffe.set_solver_count(len(gpus))
+        caffe.set_solver_rank(rank)
+        caffe.set_multiprocess(True)
+        solver = caffe.get_solver(solver_file)
+        if snapshot:
+            solver.restore(snapshot)
+        elif weights:
+            for path in weights.split(","):
+                solver.net.copy_from(path)
+        nccl = caffe.NCCL(solver, uid)
+        nccl.bcast()
+        solver.add_callback(nccl)
+        if solver.param.layer_wise_reduce:
+            solver.net.after_backward(nccl)
+        max_iter = int(solver.param.max_iter)
+        while solver.iter < max_iter:
+            barrier.wait()
+            if stop.value:
+                break
+            solver.step(min(_chunk(solver), max_iter - solver.iter))
+        barrier.wait()
+        if rank == 0 and (stop.value or getattr(solver.param, "snapshot_after_train", True)):
+            solver.snapshot()
+    except BaseException as exc:  # report, and release the other ranks
+        failed.value = 1
+        stop.value = 1
+        barrier.abort()
+        print(f"caffebox parallel: rank {rank} failed: {type(exc).__name__}: {exc}",
+              file=sys.stderr, flush=True)  # fmt: skip
+        raise
+
+
+def run(solver_file: str, gpus: list[int], weights: str = "", snapshot: str = "") -> int:
+    """Train on `gpus`; returns 0, 1 when a rank failed, or 130 after Ctrl-C."""
+    import caffe
+
+    if not caffe.has_nccl():
+        print("caffebox parallel: this Caffe was built without NCCL (USE_NCCL := 1); "
+              "use the gpu image.", file=sys.stderr)  # fmt: skip
+        return 2
+    caffe.init_log(0, True)
+    caffe.log(f"Using GPUs {gpus} (one process each, NCCL)")
+    uid = caffe.NCCL.new_uid()
+    ctx = mp.get_context("fork")
+    barrier = ctx.Barrier(len(gpus))
+    stop, failed = ctx.Value("i", 0), ctx.Value("i", 0)
+    procs = [
+        ctx.Process(target=worker,
+                    args=(rank, gpus, solver_file, weights, snapshot, uid, barrier, stop, failed))
+        for rank in range(len(gpus))
+    ]  # fmt: skip
+    for proc in procs:
+        proc.start()
+    interrupted = False
+    while any(p.is_alive() for p in procs):
+        try:
+            for proc in procs:
+                proc.join()
+        except KeyboardInterrupt:
+            interrupted = True
+            stop.value = 1  # the ranks stop together at the next chunk; rank 0 snapshots
+            caffe.log("Ctrl-C: stopping after the current chunk, then snapshotting")
+    if failed.value or any(p.exitcode for p in procs):
+        return 1
+    return 130 if interrupted else 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="layers.parallel", description=__doc__.split("\n")[0])
+    parser.add_argument("--solver", required=True)
+    parser.add_argument("--gpus", required=True, help="'0,1' or 'all'")
+    parser.add_argument("--weights", default="")
+    parser.add_argument("--snapshot", default="")
+    args = parser.parse_args(argv)
+    if args.gpus == "all":
+        gpus = list(range(visible_gpu_count()))
+    else:
+        gpus = [int(g) for g in args.gpus.split(",")]
+    if not gpus:
+        print("caffebox parallel: no GPU is visible in this container.", file=sys.stderr)
+        return 2
+    return run(args.solver, gpus, args.weights, args.snapshot)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
