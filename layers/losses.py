@@ -22,8 +22,10 @@ from layers.params import ParamError, layer_params
 class EuclideanLoss(caffe.Layer):
     """Half the mean squared distance between two bottoms, per sample."""
 
+    defaults: dict = {}  # no param_str keys; subclasses may add theirs
+
     def setup(self, bottom, top):
-        layer_params(self, {})
+        self.params = layer_params(self, self.defaults)
         if len(bottom) != 2 or len(top) != 1:
             raise ParamError(
                 f"EuclideanLoss needs two bottoms and one top, got {len(bottom)} and {len(top)}."

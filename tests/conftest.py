@@ -33,6 +33,11 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help="Test this existing image instead of building caffebox:cpu-test.",
     )
     group.addoption(
+        "--caffebox-gpu-image",
+        default="",
+        help="Test this existing gpu image instead of building caffebox:gpu-test offline.",
+    )
+    group.addoption(
         "--caffe-src",
         default="",
         help=f"Caffe source (tree or .tar.gz) for the test build (default: {SDIST} from PyPI).",

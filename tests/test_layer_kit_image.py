@@ -18,6 +18,7 @@ FIXTURES = "examples/layer_tests"
 CASES = [
     ("layers.losses.EuclideanLoss", ["a=4x3", "b=4x3"], "", "PASSED"),
     ("layers.affine.ChannelAffine", ["x=2x3x2x2"], "'gamma': 1.5, 'beta': -0.2", "PASSED"),
+    ("layers.gpu.EuclideanLossGPU", ["a=4x3", "b=4x3"], "", "PASSED"),  # numpy path on cpu
     ("broken_layers.HalfGradientEuclidean", ["a=4x3", "b=4x3"], "", "FAILED"),
     ("broken_layers.WrongSignAffine", ["x=2x3x2x2"], "'beta': 0.5", "FAILED"),
 ]

@@ -25,6 +25,7 @@ RNG = np.random.RandomState(7)
 LIBRARY_CASES = {
     "layers.losses.EuclideanLoss": ({"a": RNG.randn(4, 3), "b": RNG.randn(4, 3)}, ""),
     "layers.affine.ChannelAffine": ({"x": RNG.randn(2, 3, 2, 2)}, "'gamma': 1.5, 'beta': -0.2"),
+    "layers.gpu.EuclideanLossGPU": ({"a": RNG.randn(4, 3), "b": RNG.randn(4, 3)}, ""),
 }
 BROKEN_CASES = {
     "broken_layers.HalfGradientEuclidean": ({"a": RNG.randn(4, 3), "b": RNG.randn(4, 3)}, ""),
@@ -152,6 +153,26 @@ def test_tutorial_interface():
         test_gradient_for_python_layer(
             [("a", a), ("b", b)], ["loss"], "broken_layers", "HalfGradientEuclidean"
         )
+
+
+def test_gpu_loss_falls_back_to_numpy_without_gpu_blobs():
+    net = make_harness(
+        "layers.gpu.EuclideanLossGPU", {"a": RNG.randn(2, 2), "b": RNG.randn(2, 2)},
+        backend="standin",
+    )  # fmt: skip
+    assert net.layer.on_gpu is False
+    with pytest.raises(ParamError, match="backend 'gpu' asked for"):
+        make_harness(
+            "layers.gpu.EuclideanLossGPU", {"a": RNG.randn(2, 2), "b": RNG.randn(2, 2)},
+            param_str="'backend': 'gpu'", backend="standin",
+        )  # fmt: skip
+
+
+def test_parallel_runner_needs_visible_gpus(capsys):
+    from layers import parallel
+
+    assert parallel.main(["--solver", "s.prototxt", "--gpus", "all"]) == 2
+    assert "no GPU is visible" in capsys.readouterr().err
 
 
 def test_standin_never_shadows_real_caffe(monkeypatch):
