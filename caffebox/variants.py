@@ -69,9 +69,10 @@ def parse_cuda_archs(text: str) -> tuple[int, ...]:
     return tuple(archs)
 
 
-# NVIDIA's CUDA 12.4 images with cuDNN 9 on Ubuntu 22.04: 12.4 is the newest CUDA 12 that
-# still builds for Pascal (sm_60) and knows Hopper (sm_90); Ubuntu 22.04's boost 1.74,
-# OpenCV 4.5, protobuf 3.12 and Python 3.10 are what Caffe's Makefile build handles.
+# NVIDIA's CUDA 12.4 images with cuDNN 9 on Ubuntu 22.04: CUDA 12 builds for Pascal (sm_60)
+# to Hopper (sm_90) (CUDA 13 drops Pascal and Volta), runs on R525+ drivers through minor-
+# version compatibility; Ubuntu 22.04's boost 1.74, OpenCV 4.5, protobuf 3.12 and Python 3.10
+# are what Caffe's Makefile build handles.
 GPU = Variant(
     name="gpu",
     cpu_only=False,
