@@ -166,12 +166,9 @@ def train(
     )
     train_plan = training.plan(options)
     client = engine.connect()
-    builder = None
-    if options.image == s.cpu_image:
-
-        def builder() -> None:
-            build_variant(c, "cpu", tag=options.image)
-
+    # The images caffebox itself names can be built on demand; others must exist.
+    variant = {s.cpu_image: "cpu", s.gpu_image: "gpu"}.get(options.image)
+    builder = functools.partial(build_variant, c, variant, options.image) if variant else None
     training.check_image(client, train_plan, builder)
     result = runs.run(client, train_plan.spec, max_iter=train_plan.solver.max_iter)
     print(training.summary(result))

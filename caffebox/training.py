@@ -112,7 +112,8 @@ def check_image(
         if build is None:
             raise CaffeboxError(
                 f"The image {image} does not exist. Build it with 'invoke build-cpu --tag "
-                f"{image}' or pass --image with an image you have ('docker images')."
+                f"{image}' (or build-gpu) or pass --image with an image you have "
+                "('docker images')."
             )
         out.write(
             f"caffebox: the image {image} does not exist yet; building it first "
