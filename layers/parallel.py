@@ -23,6 +23,10 @@ import sys
 from collections.abc import Sequence
 
 
+def _log(message: str) -> None:
+    print(f"caffebox parallel: {message}", file=sys.stderr, flush=True)
+
+
 def visible_gpu_count() -> int:
     """GPUs the container was given (/dev/nvidia0, /dev/nvidia1, ...)."""
     return len([d for d in glob.glob("/dev/nvidia[0-9]*") if d[len("/dev/nvidia") :].isdigit()])
@@ -78,12 +82,11 @@ def run(solver_file: str, gpus: list[int], weights: str = "", snapshot: str = ""
     """Train on `gpus`; returns 0, 1 when a rank failed, or 130 after Ctrl-C."""
     import caffe
 
-    if not caffe.has_nccl():
-        print("caffebox parallel: this Caffe was built without NCCL (USE_NCCL := 1); "
-              "use the gpu image.", file=sys.stderr)  # fmt: skip
+    if not getattr(caffe, "has_nccl", lambda: False)():
+        _log("this pycaffe has no NCCL (built without USE_NCCL := 1, or a fork without the "
+             "bindings BVLC master has); use the gpu image built from BVLC master.")  # fmt: skip
         return 2
-    caffe.init_log(0, True)
-    caffe.log(f"Using GPUs {gpus} (one process each, NCCL)")
+    _log(f"Using GPUs {gpus} (one process each, NCCL)")
     uid = caffe.NCCL.new_uid()
     ctx = mp.get_context("fork")
     barrier = ctx.Barrier(len(gpus))
@@ -103,7 +106,7 @@ def run(solver_file: str, gpus: list[int], weights: str = "", snapshot: str = ""
         except KeyboardInterrupt:
             interrupted = True
             stop.value = 1  # the ranks stop together at the next chunk; rank 0 snapshots
-            caffe.log("Ctrl-C: stopping after the current chunk, then snapshotting")
+            _log("Ctrl-C: stopping after the current chunk, then snapshotting")
     if failed.value or any(p.exitcode for p in procs):
         return 1
     return 130 if interrupted else 0
