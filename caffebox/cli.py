@@ -76,6 +76,7 @@ def build_variant(
     cuda_arch: str = "",
     base_image: str = "",
     runtime_image: str = "",
+    compile_only: bool = False,
 ) -> str:
     """Build one variant's image from the task options and settings; returns the tag."""
     from caffebox import engine, images
@@ -98,6 +99,7 @@ def build_variant(
         ca_certificates=s.ca_certificates,
         base_image=base_image or s[f"{variant}_base_image"] or None,
         runtime_image=runtime_image or s[f"{variant}_runtime_image"] or None,
+        compile_only=compile_only,
     )
     images.build(engine.connect(), request)
     return request.tag
@@ -328,6 +330,8 @@ def test_layers(
         "cuda_arch": "Compute capabilities to compile, e.g. '80,90' (default 60 to 90 + PTX).",
         "base_image": "Build-stage base (default NVIDIA's CUDA 12.4 cuDNN 9 devel, Ubuntu 22.04).",
         "runtime_image": "Runtime-stage base (default the matching cudnn-runtime image).",
+        "compile_only": "Only compile (libcaffe, pycaffe) in the build stage, tagged as --tag: "
+        "checks a tree compiles where its tools cannot link (e.g. a fork lacking GPU code).",
     }
 )
 @friendly
@@ -342,11 +346,12 @@ def build_gpu(
     cuda_arch: str = "",
     base_image: str = "",
     runtime_image: str = "",
+    compile_only: bool = False,
 ) -> None:
     """Build the GPU image: CUDA 12, cuDNN (8/9 via caffebox's compat header), NCCL."""
     build_variant(
         c, "gpu", tag, caffe_src, caffe_repo, caffe_ref, jobs, no_cache,
-        cuda_arch, base_image, runtime_image,
+        cuda_arch, base_image, runtime_image, compile_only,
     )  # fmt: skip
 
 

@@ -37,6 +37,7 @@ class BuildRequest:
     runtime_image: str | None = None
     nocache: bool = False
     ca_certificates: str = ""
+    compile_only: bool = False
     extra_buildargs: dict[str, str] = field(default_factory=dict)
 
     def buildargs(self) -> dict[str, str]:
@@ -49,6 +50,7 @@ class BuildRequest:
             "CAFFE_COMMIT": self.source.commit(),
             "EXTRA_BUILD_PACKAGES": " ".join(self.variant.extra_build_packages),
             "JOBS": str(self.jobs) if self.jobs else "",
+            "COMPILE_ONLY": "1" if self.compile_only else "",
         }
         args.update(self.extra_buildargs)
         return args
@@ -167,6 +169,13 @@ def build(client: docker.DockerClient, request: BuildRequest, out: TextIO = sys.
     """Build the image; returns its id. Output is streamed to `out`."""
     context = build_context(request)
     args = request.buildargs()
+    if request.compile_only:
+        out.write(f"caffebox: compiling Caffe only (build stage) as {request.tag}\n")
+        _stream_build(
+            client, context, tag=request.tag, target="build", buildargs=args,
+            nocache=request.nocache, out=out,
+        )  # fmt: skip
+        return client.images.get(request.tag).id
     runtime_tag = f"{request.tag}-runtime" if ":" in request.tag else f"{request.tag}:runtime"
     out.write(f"caffebox: building {request.tag} (variant {request.variant.name})\n")
     _stream_build(
