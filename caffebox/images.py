@@ -208,11 +208,6 @@ def build(client: docker.DockerClient, request: BuildRequest, out: TextIO = sys.
     return image.id
 
 
-def labels(client: docker.DockerClient, image: str) -> dict[str, str]:
-    """The image's labels (empty when it has none)."""
-    return client.images.get(image).labels or {}
-
-
 CUDA_OFFLINE_DOCKERFILE = "docker/cuda-offline.Dockerfile"
 
 
