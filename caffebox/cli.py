@@ -39,7 +39,7 @@ def _settings(c: Context) -> Any:
     return c.config.caffebox
 
 
-@task(help={"variant": "Which variant to render: cpu (default)."})
+@task(help={"variant": "Which variant to render: cpu (default) or gpu."})
 @friendly
 def config(c: Context, variant: str = "cpu") -> None:
     """Print the Makefile.config rendered for a variant (the image keeps a copy)."""
