@@ -5,6 +5,9 @@
 # It compiles and links everything; it runs nothing (no driver here).
 ARG BASE_IMAGE=debian:bookworm-slim
 FROM ${BASE_IMAGE}
+# First step unlike any in docker/Dockerfile: the classic builder reuses the newest cached
+# sibling of a step, and a shared first step would send later cache lookups astray.
+LABEL io.caffebox.image="cuda-offline-base"
 ARG DEBIAN_FRONTEND=noninteractive
 RUN printf 'deb http://deb.debian.org/debian bookworm main contrib non-free non-free-firmware\n' \
         > /etc/apt/sources.list \
