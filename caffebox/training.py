@@ -117,7 +117,7 @@ def check_image(
             )
         out.write(
             f"caffebox: the image {image} does not exist yet; building it first "
-            "(once, about 10 minutes)\n"
+            "(once, about 15 minutes on 2 cores)\n"
         )
         build()
     variant = (client.images.get(image).labels or {}).get("io.caffebox.variant", "")
