@@ -19,7 +19,7 @@ from invoke import Collection, Context, Exit, Program, task
 from caffebox import __version__, makeconfig
 from caffebox.errors import CaffeboxError
 from caffebox.settings import DEFAULTS
-from caffebox.variants import cuda_arch_flags, get_variant, parse_cuda_archs
+from caffebox.variants import get_variant, parse_cuda_archs
 
 
 def friendly(body: Callable[..., Any]) -> Callable[..., Any]:
@@ -89,7 +89,7 @@ def build_variant(
     if cuda_arch:
         if chosen.cpu_only:
             raise CaffeboxError("--cuda-arch applies to the gpu variant only (invoke build-gpu).")
-        chosen = replace(chosen, cuda_arch=cuda_arch_flags(parse_cuda_archs(cuda_arch)))
+        chosen = replace(chosen, cuda_archs=parse_cuda_archs(cuda_arch), cuda_archs_named=True)
     request = images.BuildRequest(
         variant=chosen,
         source=CaffeSource.from_options(caffe_src or None, caffe_repo or None, caffe_ref or None),
@@ -327,7 +327,8 @@ def test_layers(
     help={
         **_BUILD_HELP,
         "tag": "Image name to create (setting gpu_image, default caffebox:gpu).",
-        "cuda_arch": "Compute capabilities to compile, e.g. '80,90' (default 60 to 90 + PTX).",
+        "cuda_arch": "Compute capabilities to compile, e.g. '80,90' (default: 60 to 120 + PTX, "
+        "those the base's nvcc supports).",
         "base_image": "Build-stage base (default NVIDIA's CUDA 12.4 cuDNN 9 devel, Ubuntu 22.04).",
         "runtime_image": "Runtime-stage base (default the matching cudnn-runtime image).",
         "compile_only": "Only compile (libcaffe, pycaffe) in the build stage, tagged as --tag: "

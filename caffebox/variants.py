@@ -19,7 +19,11 @@ class Variant:
     use_cudnn: bool = False
     use_nccl: bool = False
     cuda_dir: str = ""
-    cuda_arch: str = ""
+    # Compute capabilities as 80, 90. A default list is trimmed, inside the image, to what
+    # the base's nvcc compiles (CUDA 13 dropped sm_60/70, CUDA 12.4 lacks sm_100/120); a
+    # list the user named is kept whole, and Make stops with an error if nvcc lacks one.
+    cuda_archs: tuple[int, ...] = ()
+    cuda_archs_named: bool = False
     cudnn_compat: str = ""
     extra_build_packages: tuple[str, ...] = ()
 
@@ -36,17 +40,10 @@ CPU = Variant(
     runtime_image="debian:bookworm-slim",
 )
 
-# Compute capabilities compiled by default: Pascal (6.0) to Hopper (9.0), plus PTX of the
-# newest so later GPUs JIT-compile it.
-DEFAULT_CUDA_ARCHS = (60, 61, 70, 75, 80, 86, 89, 90)
-
-
-def cuda_arch_flags(archs: tuple[int, ...] | list[int] = DEFAULT_CUDA_ARCHS) -> str:
-    """nvcc -gencode flags for `archs` (as 80, not sm_80), with PTX for the newest."""
-    ordered = sorted(set(archs))
-    flags = [f"-gencode arch=compute_{a},code=sm_{a}" for a in ordered]
-    flags.append(f"-gencode arch=compute_{ordered[-1]},code=compute_{ordered[-1]}")
-    return " ".join(flags)
+# Compute capabilities compiled by default, Pascal (6.0) to Blackwell (10.0, 12.0), each
+# kept where the base's nvcc supports it, plus PTX of the newest kept, which later GPUs
+# JIT-compile.
+DEFAULT_CUDA_ARCHS = (60, 61, 70, 75, 80, 86, 89, 90, 100, 120)
 
 
 def parse_cuda_archs(text: str) -> tuple[int, ...]:
@@ -81,7 +78,7 @@ GPU = Variant(
     use_cudnn=True,
     use_nccl=True,
     cuda_dir="/usr/local/cuda",
-    cuda_arch=cuda_arch_flags(),
+    cuda_archs=DEFAULT_CUDA_ARCHS,
     cudnn_compat="/usr/local/include/caffebox/cudnn_compat.h",
 )
 

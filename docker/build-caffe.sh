@@ -39,19 +39,16 @@ fi
 cd "$SRC"
 
 # ---- 2. fixes for today's toolchain (pattern-based, so they hold on forks) ----
-# protobuf >= 3.6: CodedInputStream::SetTotalBytesLimit takes one argument.
-{ grep -rlE 'SetTotalBytesLimit\([^,()]+,[^()]+\)' src include tools 2>/dev/null || true; } | while read -r f; do
-    log "protobuf fix: one-argument SetTotalBytesLimit in $f"
-    sed -i -E 's/SetTotalBytesLimit\(([^,()]+),[^()]+\)/SetTotalBytesLimit(\1)/g' "$f"
-done
-# (OpenCV 4's removed C constants are handled in Makefile.config by force-including
-#  its legacy headers; no source line changes.)
+cp "$IN/Makefile.config" Makefile.config
+# The tree's own settings as its Makefile sees them: forks rename the build folder
+# (BUILD_DIR = temp, .build_release, ...), and the fixes need CUDA_DIR.
+printf 'caffebox-print-%%:\n\t@echo $($*)\n' > /tmp/print.mk
+make_var() { make -s --no-print-directory -f Makefile -f /tmp/print.mk "caffebox-print-$1"; }
+BUILD=$(make_var BUILD_DIR)
+CUDA_DIR=$(make_var CUDA_DIR)
+fix-caffe-source "$SRC" "$CUDA_DIR"
 
 # ---- 3. build ---------------------------------------------------------------------
-cp "$IN/Makefile.config" Makefile.config
-# The tree's own build folder: forks rename it (BUILD_DIR = temp, .build_release, ...).
-printf 'caffebox-print-%%:\n\t@echo $($*)\n' > /tmp/print.mk
-BUILD=$(make -s --no-print-directory -f Makefile -f /tmp/print.mk caffebox-print-BUILD_DIR)
 if [ "${COMPILE_ONLY:-}" = 1 ]; then
     # Every object, libcaffe and pycaffe, but no tools: for trees whose tools cannot link
     # in this variant (a fork missing GPU code for some layers) yet whose code must compile.

@@ -1,10 +1,14 @@
 """The gpu variant without a GPU: rendered config, arch lists, device requests, errors."""
 
+import dataclasses
+import shutil
+import subprocess
+
 import pytest
 
 from caffebox import gpus, makeconfig, runs, training
 from caffebox.errors import CaffeboxError
-from caffebox.variants import GPU, cuda_arch_flags, parse_cuda_archs
+from caffebox.variants import GPU, parse_cuda_archs
 
 from .test_makeconfig import _settings
 
@@ -14,11 +18,60 @@ def test_gpu_config():
     assert s["WITH_PYTHON_LAYER"] == "1"
     assert s["CPU_ONLY"] == "" and s["USE_CUDNN"] == "1" and s["USE_NCCL"] == "1"
     assert s["CUDA_DIR"] == "/usr/local/cuda"
-    for arch in (60, 61, 70, 75, 80, 86, 89, 90):
-        assert f"arch=compute_{arch},code=sm_{arch}" in s["CUDA_ARCH"]
-    assert s["CUDA_ARCH"].endswith("-gencode arch=compute_90,code=compute_90")  # PTX
+    assert "\nCAFFEBOX_CUDA_ARCHS := 60 61 70 75 80 86 89 90 100 120\n" in makeconfig.render(GPU)
+    assert s["CAFFEBOX_CUDA_ARCHS_NAMED"] == ""
     assert s["CAFFEBOX_CUDNN_COMPAT"].endswith("cudnn_compat.h")
     assert "NVCCFLAGS += -include $(CAFFEBOX_CUDNN_COMPAT)" in makeconfig.render(GPU)
+
+
+def _make_cuda_arch(tmp_path, variant, nvcc_knows: str) -> subprocess.CompletedProcess:
+    """CUDA_ARCH as Make computes it from the rendered config, with a fake nvcc."""
+    if shutil.which("make") is None:
+        pytest.skip("GNU make is not installed")
+    cuda = tmp_path / "cuda"
+    (cuda / "bin").mkdir(parents=True, exist_ok=True)
+    nvcc = cuda / "bin" / "nvcc"
+    nvcc.write_text(f"#!/bin/sh\nfor a in {nvcc_knows}; do echo $a; done\n")
+    nvcc.chmod(0o755)
+    config = tmp_path / "Makefile.config"
+    config.write_text(makeconfig.render(variant))
+    (tmp_path / "print.mk").write_text("print:\n\t@echo $(CUDA_ARCH)\n")
+    return subprocess.run(
+        ["make", "-s", "-f", str(config), "-f", str(tmp_path / "print.mk"), f"CUDA_DIR={cuda}",
+         "PYTHON_CMD=true", "print"],
+        capture_output=True, text=True, cwd=tmp_path,
+    )  # fmt: skip
+
+
+def _gencode(*archs: int) -> str:
+    flags = [f"-gencode arch=compute_{a},code=sm_{a}" for a in archs]
+    return " ".join([*flags, f"-gencode arch=compute_{archs[-1]},code=compute_{archs[-1]}"])
+
+
+def test_default_archs_follow_the_bases_nvcc(tmp_path):
+    cuda12_4 = "sm_50 sm_52 sm_60 sm_61 sm_70 sm_75 sm_80 sm_86 sm_89 sm_90"
+    out = _make_cuda_arch(tmp_path, GPU, cuda12_4)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == _gencode(60, 61, 70, 75, 80, 86, 89, 90).split()
+    cuda13 = "sm_75 sm_80 sm_86 sm_87 sm_88 sm_89 sm_90 sm_100 sm_110 sm_103 sm_120 sm_121"
+    out = _make_cuda_arch(tmp_path, GPU, cuda13)
+    assert out.stdout.split() == _gencode(75, 80, 86, 89, 90, 100, 120).split()
+
+
+def test_named_archs_are_kept_or_refused(tmp_path):
+    named = dataclasses.replace(GPU, cuda_archs=(90, 80), cuda_archs_named=True)
+    out = _make_cuda_arch(tmp_path, named, "sm_75 sm_80 sm_90")
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == _gencode(80, 90).split()
+    old = dataclasses.replace(GPU, cuda_archs=(60, 90), cuda_archs_named=True)
+    out = _make_cuda_arch(tmp_path, old, "sm_75 sm_80 sm_90")
+    assert out.returncode != 0
+    assert "--cuda-arch named 60, which" in out.stderr and "sm_" not in out.stderr.split("knows")[0]
+
+
+def test_default_archs_none_supported_is_an_error(tmp_path):
+    out = _make_cuda_arch(tmp_path, GPU, "sm_200")
+    assert out.returncode != 0 and "compiles none of the default" in out.stderr
 
 
 def test_gpu_bases_are_cuda12_cudnn():
@@ -31,11 +84,7 @@ def test_parse_cuda_archs(text):
     assert sorted(parse_cuda_archs(text)) == [80, 90]
 
 
-def test_cuda_arch_flags_and_errors():
-    assert cuda_arch_flags([90, 80]) == (
-        "-gencode arch=compute_80,code=sm_80 -gencode arch=compute_90,code=sm_90 "
-        "-gencode arch=compute_90,code=compute_90"
-    )
+def test_cuda_arch_errors():
     with pytest.raises(CaffeboxError, match="'turing' is not a compute capability"):
         parse_cuda_archs("80,turing")
 
