@@ -3,7 +3,7 @@
 Run in the image (the baseline runs in the same process, so only ratios matter):
 
     invoke python "benchmarks/loss_layers.py --batch 256 --dim 4096"
-    invoke python "benchmarks/loss_layers.py --gpu" --image caffebox:gpu   # on a GPU
+    invoke python "benchmarks/loss_layers.py --gpu" --gpu 0 --image caffebox:gpu   # on a GPU
 
 Each net is DummyData(pred, target) -> loss; one step is forward + backward.
 """

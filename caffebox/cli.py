@@ -202,11 +202,14 @@ def test(c: Context, unit: bool = False, image: str = "", pytest_args: str = "")
         raise Exit(code=result.exited)
 
 
-def _run_tool(c: Context, command: list[str], layers: list[str] | None, image: str) -> None:
-    """Run a command in the image as `train` runs Caffe: cwd mounted, layer dirs on PYTHONPATH."""
+def _run_tool(
+    c: Context, command: list[str], layers: list[str] | None, image: str, gpu: str = ""
+) -> None:
+    """Run a command in the image as `train` runs Caffe: cwd mounted, layer dirs on PYTHONPATH,
+    the --gpu devices handed in (seen inside as 0..n-1)."""
     from pathlib import Path
 
-    from caffebox import engine, runs
+    from caffebox import engine, gpus, runs
 
     cwd = Path.cwd().resolve()
     spec = runs.RunSpec(
@@ -214,6 +217,7 @@ def _run_tool(c: Context, command: list[str], layers: list[str] | None, image: s
         command=command,
         cwd=cwd,
         layer_dirs=runs.check_layer_dirs(layers or [], cwd),
+        gpus=gpus.parse_gpus(gpu) if gpu else [],
     )
     client = engine.connect()
     if not engine.image_exists(client, spec.image):
@@ -221,6 +225,10 @@ def _run_tool(c: Context, command: list[str], layers: list[str] | None, image: s
             f"The image {spec.image} does not exist. Build it with 'invoke build-cpu' (or pass "
             "--image with one you have)."
         )
+    if spec.gpus:
+        variant = (client.images.get(spec.image).labels or {}).get("io.caffebox.variant", "")
+        gpus.check_image_variant(variant, spec.image, spec.gpus)
+        gpus.check_engine_has_gpus(client)
     result = runs.run(client, spec)
     if result.exit_code != 0:
         raise Exit(code=result.exit_code)
@@ -241,6 +249,7 @@ def _run_tool(c: Context, command: list[str], layers: list[str] | None, image: s
         "kink_range": "Half-width of the kink region; negative disables (default).",
         "seed": "Seed of the random input values.",
         "image": "Image to run (setting image).",
+        "gpu": "Check in Caffe's GPU mode on this GPU, e.g. 0 (a gpu image).",
     },
 )
 @friendly
@@ -258,6 +267,7 @@ def gradcheck(
     kink_range: float = -1.0,
     seed: int = 1701,
     image: str = "",
+    gpu: str = "",
 ) -> None:
     """Check a Python layer's backward numerically on real pycaffe; non-zero exit on failure."""
     if not input:
@@ -273,7 +283,11 @@ def gradcheck(
     command += ["--seed", str(seed)]
     if propagate_down:
         command += ["--propagate-down", propagate_down]
-    _run_tool(c, command, layers, image)
+    if gpu:
+        if "," in gpu or gpu == "all":
+            raise CaffeboxError(f"gradcheck --gpu {gpu!r}: name one GPU, e.g. --gpu 0.")
+        command += ["--gpu", "0"]  # the one GPU handed in is device 0 inside
+    _run_tool(c, command, layers, image, gpu)
 
 
 @task(
@@ -282,12 +296,15 @@ def gradcheck(
         "script": "A Python script (relative to here) and its arguments, in one string.",
         "layers": "A folder to put on PYTHONPATH (read-only); repeatable.",
         "image": "Image to run (setting image).",
+        "gpu": "GPUs to hand in: '0', '0,1' or 'all' (seen inside as 0..n-1; a gpu image).",
     },
 )
 @friendly
-def python(c: Context, script: str, layers: list[str] | None = None, image: str = "") -> None:
+def python(
+    c: Context, script: str, layers: list[str] | None = None, image: str = "", gpu: str = ""
+) -> None:
     """Run a Python script in the image (pycaffe, NetSpec, our layers), as you, here."""
-    _run_tool(c, ["python3", *shlex.split(script)], layers, image)
+    _run_tool(c, ["python3", *shlex.split(script)], layers, image, gpu)
 
 
 @task(
@@ -298,6 +315,7 @@ def python(c: Context, script: str, layers: list[str] | None = None, image: str 
         "layers": "Extra folders for PYTHONPATH (the tests' folder is always on it); repeatable.",
         "pytest_args": "Extra arguments for pytest, e.g. '-k loss -x'.",
         "image": "Image to run (setting image).",
+        "gpu": "GPUs to hand in: '0', '0,1' or 'all' (seen inside as 0..n-1; a gpu image).",
     },
 )
 @friendly
@@ -307,6 +325,7 @@ def test_layers(
     layers: list[str] | None = None,
     pytest_args: str = "",
     image: str = "",
+    gpu: str = "",
 ) -> None:
     """Run your layers' pytest suite inside the image, on real pycaffe, with fixtures."""
     from pathlib import Path
@@ -320,7 +339,7 @@ def test_layers(
     folder = target if target.is_dir() else target.parent
     command = ["python3", "-m", "pytest", "-p", "layers.testing.plugin", "-p", "no:cacheprovider"]
     command += [str(target), *shlex.split(pytest_args)]
-    _run_tool(c, command, [str(folder), *(layers or [])], image)
+    _run_tool(c, command, [str(folder), *(layers or [])], image, gpu)
 
 
 @task(

@@ -95,9 +95,14 @@ log "runtime packages: $(tr '\n' ' ' < "$PREFIX/runtime-packages.txt")"
 commit=${CAFFE_COMMIT:-$(git -c safe.directory="*" -C "$SRC" rev-parse HEAD 2>/dev/null || echo unknown)}
 numpy_version=$(python3 -c 'import numpy; print(numpy.__version__)')
 python_version=$(python3 -c 'import platform; print(platform.python_version())')
+cuda_version=""
+if [ -n "$CUDA_DIR" ] && [ -x "$CUDA_DIR/bin/nvcc" ]; then
+    cuda_version=$("$CUDA_DIR/bin/nvcc" --version | sed -n 's/.*release \([0-9][0-9.]*\),.*/\1/p')
+fi
 cat > "$PREFIX/build-info.env" <<INFO
 CAFFE_COMMIT=$commit
 BUILD_NUMPY_VERSION=$numpy_version
 BUILD_PYTHON_VERSION=$python_version
+CUDA_VERSION=$cuda_version
 INFO
 log "done: $(cat "$PREFIX/build-info.env" | tr '\n' ' ')"

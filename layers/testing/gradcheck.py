@@ -11,6 +11,9 @@ Run on real pycaffe inside the image, or on the numpy stand-in anywhere:
 
     python3 -m layers.testing.gradcheck layers.losses.EuclideanLoss \\
         --input pred=4x3 --input target=4x3
+
+``--gpu 0`` runs Caffe in GPU mode, so layers that work on GPU memory (layers.gpu) are
+checked there: the net's blobs live on the device and ``blob.data`` syncs them back.
 """
 
 from __future__ import annotations
@@ -128,20 +131,22 @@ def check_gradient(
     harness.backward()
     analytic = [np.array(blob.diff, dtype=np.float64) for _, blob in checked]
 
+    # blob.data is fetched afresh for every write, as Caffe's checker calls mutable_cpu_data:
+    # in GPU mode that marks the host copy current, so the next forward copies it to the
+    # device (a view kept across forwards would write to a host copy Caffe no longer reads).
     for (label, blob), grad in zip(checked, analytic):
-        data = blob.data  # a view: writes go into the blob
-        for index in np.ndindex(*data.shape):
-            feature = float(data[index])
+        for index in np.ndindex(*blob.data.shape):
+            feature = float(blob.data[index])
             if kink_range >= 0 and kink - kink_range <= abs(feature) <= kink + kink_range:
                 report.skipped += 1
                 continue
-            data[index] = feature + step
+            blob.data[index] = feature + step
             harness.forward()
             positive = _objective(harness.tops)
-            data[index] = feature - step
+            blob.data[index] = feature - step
             harness.forward()
             negative = _objective(harness.tops)
-            data[index] = feature
+            blob.data[index] = feature
             numeric = (positive - negative) / step / 2.0
             computed = float(grad[index])
             scale = max(abs(computed), abs(numeric), 1.0)
@@ -195,7 +200,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--kink-range", type=float, default=-1.0)
     parser.add_argument("--seed", type=int, default=1701, help="seed of the random inputs")
     parser.add_argument("--backend", choices=["auto", "caffe", "standin"], default="auto")
+    parser.add_argument("--gpu", type=int, default=None, metavar="N",
+                        help="run Caffe in GPU mode on device N (a gpu image)")  # fmt: skip
     args = parser.parse_args(argv)
+    if args.gpu is not None:
+        if args.backend == "standin":
+            parser.error("--gpu needs real pycaffe, not the stand-in")
+        import caffe
+
+        caffe.set_mode_gpu()
+        caffe.set_device(args.gpu)
     rng = np.random.RandomState(args.seed)
     inputs = [(name, rng.standard_normal(shape)) for name, shape in args.input]
     down = [d.strip() not in ("0", "false", "False") for d in args.propagate_down.split(",")] \
