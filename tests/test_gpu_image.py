@@ -93,3 +93,27 @@ def test_gpu_on_cpu_image_is_refused(tmp_path, image):
     done = invoke("train", "solver.prototxt", "--gpu", "0", "--image", image, cwd=tmp_path)
     assert done.returncode == 2
     assert "is the CPU image" in done.stderr
+
+
+@pytest.mark.parametrize(
+    "task",
+    [
+        ["python", "script.py"],
+        ["gradcheck", "layers.losses.EuclideanLoss", "--input", "a=2", "--input", "b=2"],
+        ["test-layers", "."],
+    ],
+)
+def test_tools_refuse_gpus_they_cannot_have(tmp_path, engine, image, gpu_image, task):
+    before = {c.id for c in engine.containers.list(all=True)}
+    done = invoke(*task, "--gpu", "0", "--image", image, cwd=tmp_path)
+    assert done.returncode == 2 and "is the CPU image" in done.stderr, done.stderr
+    if "nvidia" not in (engine.info().get("Runtimes") or {}):
+        done = invoke(*task, "--gpu", "0", "--image", gpu_image, cwd=tmp_path)
+        assert done.returncode == 2 and "no NVIDIA runtime" in done.stderr, done.stderr
+    assert {c.id for c in engine.containers.list(all=True)} == before
+
+
+def test_gradcheck_checks_on_one_gpu(tmp_path, image):
+    done = invoke("gradcheck", "layers.losses.EuclideanLoss", "--input", "a=2", "--input", "b=2",
+                  "--gpu", "0,1", "--image", image, cwd=tmp_path)  # fmt: skip
+    assert done.returncode == 2 and "name one GPU" in done.stderr
