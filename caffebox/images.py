@@ -165,6 +165,19 @@ def read_versions(client: docker.DockerClient, image: str) -> dict[str, str]:
     return values
 
 
+def label_args(request: BuildRequest, versions: dict[str, str], commit: str) -> dict[str, str]:
+    """Build args of the final (labels) stage only: none is an ARG of the build or runtime
+    stage, so passing them does not miss those stages' cache (no second compile)."""
+    return {
+        "VARIANT": request.variant.name,
+        "CAFFE_SOURCE": request.source.description,
+        "CAFFE_REVISION": versions.get("CAFFE_COMMIT") or commit,
+        "PYTHON_VERSION": versions.get("PYTHON_VERSION", ""),
+        "NUMPY_VERSION": versions.get("NUMPY_VERSION", ""),
+        "BUILD_DATE": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+    }
+
+
 def build(client: docker.DockerClient, request: BuildRequest, out: TextIO = sys.stdout) -> str:
     """Build the image; returns its id. Output is streamed to `out`."""
     context = build_context(request)
@@ -188,14 +201,7 @@ def build(client: docker.DockerClient, request: BuildRequest, out: TextIO = sys.
         out=out,
     )
     versions = read_versions(client, runtime_tag)
-    args.update(
-        VARIANT=request.variant.name,
-        CAFFE_SOURCE=request.source.description,
-        CAFFE_COMMIT=versions.get("CAFFE_COMMIT") or args["CAFFE_COMMIT"],
-        PYTHON_VERSION=versions.get("PYTHON_VERSION", ""),
-        NUMPY_VERSION=versions.get("NUMPY_VERSION", ""),
-        BUILD_DATE=datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
-    )
+    args.update(label_args(request, versions, args["CAFFE_COMMIT"]))
     _stream_build(
         client, context, tag=request.tag, target="final", buildargs=args, nocache=False, out=out
     )
@@ -203,7 +209,7 @@ def build(client: docker.DockerClient, request: BuildRequest, out: TextIO = sys.
     image = client.images.get(request.tag)
     out.write(
         f"caffebox: built {request.tag} ({image.short_id}): Python {args['PYTHON_VERSION']}, "
-        f"numpy {args['NUMPY_VERSION']}, Caffe {args['CAFFE_COMMIT'] or 'unknown commit'}\n"
+        f"numpy {args['NUMPY_VERSION']}, Caffe {args['CAFFE_REVISION'] or 'unknown commit'}\n"
     )
     return image.id
 
