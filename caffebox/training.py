@@ -150,6 +150,16 @@ def explain_failure(result: runs.RunResult, train_plan: TrainPlan) -> str:
         )
     if result.interrupted:
         return f"caffe stopped on Ctrl-C (exit {result.exit_code}); snapshots were kept."
+    if "no CUDA-capable device is detected" in text or "CUDA driver version is insufficient" in text:
+        gpu = (
+            "it was given --gpu, but the container sees no usable GPU: check nvidia-smi on "
+            "this host and that the driver is new enough for the image's CUDA"
+            if train_plan.spec.gpus
+            else "a gpu image needs a GPU even for solver_mode: CPU, because its convolution "
+            "and pooling layers default to cuDNN. Pass --gpu 0 on a GPU host, or train on the "
+            "cpu image (invoke build-cpu; --image caffebox:cpu)"
+        )
+        return f"caffe exited with {result.exit_code}: {gpu}."
     return f"caffe exited with {result.exit_code}; the log above shows why."
 
 

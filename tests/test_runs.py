@@ -115,5 +115,22 @@ def test_failure_hint_for_import_error(project):
     assert "--layers DIR" in training.explain_failure(result, plan)
 
 
+def test_failure_hint_for_gpu_image_without_gpu(project):
+    # What BVLC's cuDNN convolution prints in a gpu image on a host with no GPU (seen here).
+    tail = [
+        "F1126 cudnn_conv_layer.cpp:52] Check failed: error == cudaSuccess (100 vs. 0)  "
+        "no CUDA-capable device is detected",
+        "*** Check failure stack trace: ***",
+    ]
+    result = runs.RunResult(exit_code=139, log=runs.TrainingLog(), tail=tail)
+    plan = training.plan(training.TrainOptions(solver="solver.prototxt", image="i"), cwd=project)
+    hint = training.explain_failure(result, plan)
+    assert "needs a GPU even for solver_mode: CPU" in hint and "--gpu 0" in hint
+    plan = training.plan(
+        training.TrainOptions(solver="solver.prototxt", image="i", gpu="0"), cwd=project
+    )
+    assert "sees no usable GPU" in training.explain_failure(result, plan)
+
+
 def test_paths_point_into_the_checkout():
     assert Path(paths.DOCKERFILE).is_file() and Path(paths.TEMPLATE).is_file()
