@@ -16,6 +16,7 @@ from caffebox.engine import image_exists
 from caffebox.errors import CaffeboxError
 
 _IMPORT_ERRORS = ("ModuleNotFoundError", "ImportError", "No module named")
+_NO_GPU_ERRORS = ("no CUDA-capable device is detected", "CUDA driver version is insufficient")
 
 
 @dataclass
@@ -150,7 +151,7 @@ def explain_failure(result: runs.RunResult, train_plan: TrainPlan) -> str:
         )
     if result.interrupted:
         return f"caffe stopped on Ctrl-C (exit {result.exit_code}); snapshots were kept."
-    if "no CUDA-capable device is detected" in text or "CUDA driver version is insufficient" in text:
+    if any(marker in text for marker in _NO_GPU_ERRORS):
         gpu = (
             "it was given --gpu, but the container sees no usable GPU: check nvidia-smi on "
             "this host and that the driver is new enough for the image's CUDA"

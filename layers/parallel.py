@@ -102,12 +102,23 @@ def run(solver_file: str, gpus: list[int], weights: str = "", snapshot: str = ""
     while any(p.is_alive() for p in procs):
         try:
             for proc in procs:
-                proc.join()
+                proc.join(timeout=1.0)
         except KeyboardInterrupt:
             interrupted = True
             stop.value = 1  # the ranks stop together at the next chunk; rank 0 snapshots
             _log("Ctrl-C: stopping after the current chunk, then snapshotting")
-    if failed.value or any(p.exitcode for p in procs):
+        if any(p.exitcode not in (None, 0) for p in procs):
+            # A rank that died in C++ (a CHECK abort, a segfault) never reaches the barrier:
+            # the others would wait in NCCL for ever, so end them.
+            for proc in procs:
+                if proc.is_alive():
+                    proc.terminate()
+            for proc in procs:
+                proc.join()
+            dead = [f"rank {r} exit {p.exitcode}" for r, p in enumerate(procs) if p.exitcode]
+            _log(f"stopped all ranks: {', '.join(dead)}")
+            return 1
+    if failed.value:
         return 1
     return 130 if interrupted else 0
 
