@@ -377,22 +377,26 @@ def build_gpu(
 
 @task(
     help={
-        "tag": "Image name to make (default caffebox/cuda-offline:11.8).",
+        "tag": "Image name to make (default caffebox/cuda-offline:11.8, or :13 with --cuda 13).",
         "base": "Debian base it builds on (default debian:bookworm-slim; see base-image).",
+        "cuda": "11 (Debian's CUDA 11.8 toolkit, the default) or 13 (CUDA 13.0 from PyPI).",
     }
 )
 @friendly
-def cuda_base(c: Context, tag: str = "caffebox/cuda-offline:11.8", base: str = "") -> None:
-    """Make an offline CUDA build base (Debian's CUDA 11.8, cuDNN and NCCL wheels from PyPI).
+def cuda_base(c: Context, tag: str = "", base: str = "", cuda: str = "11") -> None:
+    """Make an offline CUDA build base, cuDNN 9 and NCCL included, from Debian and PyPI.
 
     For machines that cannot pull NVIDIA's images: build-gpu --base-image TAG
     --runtime-image TAG --cuda-arch 80,90 then compiles the gpu variant, cuDNN included.
     """
     from caffebox import engine, images
 
+    tag = tag or ("caffebox/cuda-offline:13" if cuda.startswith("13") else
+                  "caffebox/cuda-offline:11.8")  # fmt: skip
     images.build_cuda_offline_base(
-        engine.connect(), tag, base or get_variant("cpu").base_image, _settings(c).ca_certificates
-    )
+        engine.connect(), tag, base or get_variant("cpu").base_image,
+        _settings(c).ca_certificates, cuda=cuda,
+    )  # fmt: skip
 
 
 namespace = Collection(

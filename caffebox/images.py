@@ -214,7 +214,11 @@ def build(client: docker.DockerClient, request: BuildRequest, out: TextIO = sys.
     return image.id
 
 
-CUDA_OFFLINE_DOCKERFILE = "docker/cuda-offline.Dockerfile"
+# The offline CUDA build bases, by CUDA major: Debian's toolkit (11.8), or PyPI wheels (13).
+CUDA_OFFLINE_DOCKERFILES = {
+    "11": "docker/cuda-offline.Dockerfile",
+    "13": "docker/cuda13-offline.Dockerfile",
+}
 
 
 def build_cuda_offline_base(
@@ -223,8 +227,16 @@ def build_cuda_offline_base(
     base_image: str,
     ca_certificates: str = "",
     out: TextIO = sys.stdout,
+    cuda: str = "11",
 ) -> None:
-    """Build the offline CUDA base (Debian's CUDA toolkit, cuDNN and NCCL wheels)."""
+    """Build an offline CUDA base: CUDA 11.8 from Debian with cuDNN and NCCL wheels, or
+    CUDA 13 wholly from NVIDIA's wheels."""
+    dockerfile = CUDA_OFFLINE_DOCKERFILES.get(cuda.split(".")[0])
+    if dockerfile is None:
+        raise CaffeboxError(
+            f"cuda-base --cuda {cuda}: caffebox makes offline CUDA bases for "
+            f"{' and '.join(sorted(CUDA_OFFLINE_DOCKERFILES))} only."
+        )
     buf = io.BytesIO()
     with tarfile.open(fileobj=buf, mode="w") as tar:
         tar.add(str(paths.DOCKER_DIR), arcname="docker")
@@ -232,5 +244,5 @@ def build_cuda_offline_base(
     out.write(f"caffebox: building the offline CUDA base {tag} on {base_image}\n")
     _stream_build(
         client, buf, tag=tag, target="", buildargs={"BASE_IMAGE": base_image},
-        nocache=False, out=out, dockerfile=CUDA_OFFLINE_DOCKERFILE,
+        nocache=False, out=out, dockerfile=dockerfile,
     )  # fmt: skip

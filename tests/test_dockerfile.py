@@ -2,7 +2,10 @@
 
 import re
 
+import pytest
+
 from caffebox import images, paths
+from caffebox.errors import CaffeboxError
 from caffebox.source import CaffeSource
 from caffebox.variants import CPU
 
@@ -38,3 +41,20 @@ def test_every_build_arg_is_declared():
                                   tag="t")  # fmt: skip
     declared = set().union(*_stage_args().values())
     assert set(request.buildargs()) <= declared
+
+
+def test_cuda_base_names_the_cudas_it_makes():
+    with pytest.raises(CaffeboxError, match="11 and 13 only"):
+        images.build_cuda_offline_base(None, "t", "debian:bookworm-slim", cuda="12")
+
+
+def test_cuda13_wheels_form_one_toolkit():
+    # One CUDA 13.0 family: nvcc, its crt/nvvm and the runtime must agree, or nvcc breaks.
+    pins = dict(
+        line.split("==") for line in (paths.DOCKER_DIR / "cuda13-wheels.txt").read_text().split()
+        if "==" in line
+    )
+    toolkit = ("nvidia-cuda-nvcc", "nvidia-cuda-crt", "nvidia-nvvm", "nvidia-cuda-runtime",
+               "nvidia-cuda-cccl")  # fmt: skip
+    assert {pins[p][:4] for p in toolkit} == {"13.0"}
+    assert pins["nvidia-cudnn-cu13"].startswith("9.")
