@@ -24,8 +24,10 @@ def test_gpu_config():
     assert "NVCCFLAGS += -include $(CAFFEBOX_CUDNN_COMPAT)" in makeconfig.render(GPU)
 
 
-def _make_cuda_arch(tmp_path, variant, nvcc_knows: str) -> subprocess.CompletedProcess:
-    """CUDA_ARCH as Make computes it from the rendered config, with a fake nvcc."""
+def _make_cuda_arch(
+    tmp_path, variant, nvcc_knows: str, var: str = "CUDA_ARCH"
+) -> subprocess.CompletedProcess:
+    """`var` (CUDA_ARCH) as Make computes it from the rendered config, with a fake nvcc."""
     if shutil.which("make") is None:
         pytest.skip("GNU make is not installed")
     cuda = tmp_path / "cuda"
@@ -35,7 +37,7 @@ def _make_cuda_arch(tmp_path, variant, nvcc_knows: str) -> subprocess.CompletedP
     nvcc.chmod(0o755)
     config = tmp_path / "Makefile.config"
     config.write_text(makeconfig.render(variant))
-    (tmp_path / "print.mk").write_text("print:\n\t@echo $(CUDA_ARCH)\n")
+    (tmp_path / "print.mk").write_text(f"print:\n\t@echo $({var})\n")
     return subprocess.run(
         ["make", "-s", "-f", str(config), "-f", str(tmp_path / "print.mk"), f"CUDA_DIR={cuda}",
          "PYTHON_CMD=true", "print"],
@@ -67,6 +69,15 @@ def test_named_archs_are_kept_or_refused(tmp_path):
     out = _make_cuda_arch(tmp_path, old, "sm_75 sm_80 sm_90")
     assert out.returncode != 0
     assert "--cuda-arch named 60, which" in out.stderr and "sm_" not in out.stderr.split("knows")[0]
+
+
+def test_cuda13_cccl_headers_reach_gxx(tmp_path):
+    # CUDA 13 keeps Thrust under include/cccl; Caffe's .cpp files include it through g++.
+    out = _make_cuda_arch(tmp_path, GPU, "sm_90", var="INCLUDE_DIRS")
+    assert "cccl" not in out.stdout  # CUDA 12 and older: no such folder
+    (tmp_path / "cuda" / "include" / "cccl").mkdir(parents=True)
+    out = _make_cuda_arch(tmp_path, GPU, "sm_90", var="INCLUDE_DIRS")
+    assert f"{tmp_path}/cuda/include/cccl" in out.stdout.split()
 
 
 def test_default_archs_none_supported_is_an_error(tmp_path):
