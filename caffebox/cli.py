@@ -377,13 +377,13 @@ def build_gpu(
 
 @task(
     help={
-        "tag": "Image name to make (default caffebox/cuda-offline:11.8, or :13 with --cuda 13).",
+        "tag": "Image name to make (default caffebox/cuda-offline:13, or :11.8 with --cuda 11).",
         "base": "Debian base it builds on (default debian:bookworm-slim; see base-image).",
-        "cuda": "11 (Debian's CUDA 11.8 toolkit, the default) or 13 (CUDA 13.0 from PyPI).",
+        "cuda": "13 (CUDA 13.0 from PyPI wheels, the default) or 11 (Debian's CUDA 11.8).",
     }
 )
 @friendly
-def cuda_base(c: Context, tag: str = "", base: str = "", cuda: str = "11") -> None:
+def cuda_base(c: Context, tag: str = "", base: str = "", cuda: str = "13") -> None:
     """Make an offline CUDA build base, cuDNN 9 and NCCL included, from Debian and PyPI.
 
     For machines that cannot pull NVIDIA's images: build-gpu --base-image TAG

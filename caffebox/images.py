@@ -227,7 +227,7 @@ def build_cuda_offline_base(
     base_image: str,
     ca_certificates: str = "",
     out: TextIO = sys.stdout,
-    cuda: str = "11",
+    cuda: str = "13",
 ) -> None:
     """Build an offline CUDA base: CUDA 11.8 from Debian with cuDNN and NCCL wheels, or
     CUDA 13 wholly from NVIDIA's wheels."""

@@ -1,7 +1,8 @@
 """The gpu variant compiles offline, cuDNN code included, and refuses GPUs it cannot have.
 
-No registry, no GitHub and no GPU here: the build base is `invoke cuda-base` (Debian's
-CUDA 11.8, cuDNN 9 and NCCL from PyPI) and the source is the PyPI tree brocolli-caffe, whose
+No registry, no GitHub and no GPU here: the build base is `invoke cuda-base --cuda 13`
+(CUDA 13.0, cuDNN 9 and NCCL, all from NVIDIA's PyPI wheels: the newest toolchain, so the
+CUDA 13 fixes are compiled for real) and the source is the PyPI tree brocolli-caffe, whose
 GPU code lacks some layers' Forward_gpu/Backward_gpu, so its tools cannot link as a GPU
 build. The check therefore compiles every object, libcaffe and pycaffe (`build-gpu
 --compile-only`, the build stage) for sm_80 and sm_90. Running on a GPU is for a lent
@@ -19,7 +20,7 @@ from .conftest import ROOT, invoke
 
 pytestmark = pytest.mark.image
 GPU_TEST_IMAGE = "caffebox:gpu-test-build"
-CUDA_BASE = "caffebox/cuda-offline:11.8"
+CUDA_BASE = "caffebox/cuda-offline:13"
 
 
 @pytest.fixture(scope="session")
@@ -29,7 +30,7 @@ def gpu_image(request, engine, caffe_src) -> str:
         return given
     for args in (
         ["base-image"],
-        ["cuda-base", "--tag", CUDA_BASE],
+        ["cuda-base", "--cuda", "13", "--tag", CUDA_BASE],
         ["build-gpu", "--caffe-src", caffe_src, "--tag", GPU_TEST_IMAGE, "--base-image",
          CUDA_BASE, "--runtime-image", CUDA_BASE, "--cuda-arch", "80,90", "--compile-only"],
     ):  # fmt: skip
@@ -62,12 +63,14 @@ def test_gpu_variant_compiles_cudnn_code(engine, gpu_image):
         "ls src/caffe/layers/cudnn_conv_layer.o cuda/src/caffe/layers/cudnn_conv_layer.o &&"
         "find . -name '*.o' | wc -l &&"
         "ldd lib/libcaffe.so | grep -oE 'lib(cudnn|cudart|cublas)[^ ]*' | sort -u &&"
+        "grep -c cudaDevAttrClockRate /usr/src/caffe/src/caffe/common.cpp &&"
         "nm -D lib/libcaffe.so | grep -c cudnnGetConvolutionForwardAlgorithm_v7",
     )  # fmt: skip
     assert "USE_CUDNN := 1" in out and "USE_NCCL := 1" in out and "CPU_ONLY := \n" in out + "\n"
     lines = out.strip().splitlines()
     assert int(lines[-1]) >= 1, "libcaffe does not call cuDNN's _v7 query: compat header unused"
-    for lib in ("libcudnn", "libcudart", "libcublas"):
+    assert int(lines[-2]) >= 1, "CUDA 13's cudaDeviceProp fix did not reach device_query"
+    for lib in ("libcudnn.so.9", "libcudart.so.13", "libcublas.so.13"):
         assert lib in out, out
     objects = next(int(x) for x in lines if x.strip().isdigit())
     assert objects > 150, f"only {objects} objects compiled"
