@@ -174,6 +174,8 @@ def label_args(request: BuildRequest, versions: dict[str, str], commit: str) -> 
         "CAFFE_REVISION": versions.get("CAFFE_COMMIT") or commit,
         "PYTHON_VERSION": versions.get("PYTHON_VERSION", ""),
         "NUMPY_VERSION": versions.get("NUMPY_VERSION", ""),
+        # Not CUDA_VERSION: NVIDIA's images set an ENV of that name, which would win.
+        "CAFFEBOX_CUDA_VERSION": versions.get("CUDA_VERSION", ""),
         "BUILD_DATE": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
     }
 

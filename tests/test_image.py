@@ -59,6 +59,7 @@ def test_labels_and_runtime_contents(engine, image, run_in_image):
     assert labels["io.caffebox.variant"] == "cpu"
     assert labels["io.caffebox.numpy.version"].startswith("1.")
     assert labels["io.caffebox.python.version"].startswith("3.")
+    assert labels["io.caffebox.cuda.version"] == ""  # a cpu image has no CUDA
     assert labels["org.opencontainers.image.created"]
     assert "org.opencontainers.image.revision" in labels
     code, out = run_in_image(
