@@ -173,15 +173,24 @@ def test_ctrl_c_snapshots_and_cleans_up(tmp_path, engine, image):
         [sys.executable, "-m", "invoke", "--search-root", str(ROOT), "train",
          "examples/digits/solver.prototxt", "--image", image],
         cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        # A shell starts background jobs with SIGINT ignored, and Python keeps it ignored:
+        # give the child the default, as an interactive terminal would.
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )  # fmt: skip
-    seen = []
-    deadline = time.monotonic() + 120
-    for line in proc.stdout:
-        seen.append(line)
-        if "Iteration 300," in line or time.monotonic() > deadline:
-            break
-    proc.send_signal(signal.SIGINT)
-    rest, _ = proc.communicate(timeout=120)
+    try:
+        seen = []
+        deadline = time.monotonic() + 120
+        for line in proc.stdout:
+            seen.append(line)
+            if "Iteration 300," in line or time.monotonic() > deadline:
+                break
+        proc.send_signal(signal.SIGINT)
+        rest, _ = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:  # the test failed: leave no training behind
+            proc.kill()
+            for container in engine.containers.list(all=True, filters={"label": RUN_LABEL}):
+                container.remove(force=True)
     output = "".join(seen) + rest
     assert proc.returncode == 0, output[-3000:]
     assert "Ctrl-C: asking Caffe to snapshot and stop" in output
