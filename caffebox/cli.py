@@ -226,9 +226,7 @@ def _run_tool(
             "--image with one you have)."
         )
     if spec.gpus:
-        variant = (client.images.get(spec.image).labels or {}).get("io.caffebox.variant", "")
-        gpus.check_image_variant(variant, spec.image, spec.gpus)
-        gpus.check_engine_has_gpus(client)
+        gpus.check_gpu_run(client, spec.image, engine.image_variant(client, spec.image), spec.gpus)
     result = runs.run(client, spec)
     if result.exit_code != 0:
         raise Exit(code=result.exit_code)

@@ -22,6 +22,11 @@ def connect() -> docker.DockerClient:
     return client
 
 
+def image_variant(client: docker.DockerClient, name: str) -> str:
+    """The caffebox variant an image was built as ('cpu', 'gpu'), '' for other images."""
+    return (client.images.get(name).labels or {}).get("io.caffebox.variant", "")
+
+
 def image_exists(client: docker.DockerClient, name: str) -> bool:
     """True when the engine has an image called `name`."""
     try:

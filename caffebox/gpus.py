@@ -51,6 +51,13 @@ def check_engine_has_gpus(client: docker.DockerClient) -> None:
         )
 
 
+def check_gpu_run(client: docker.DockerClient, image: str, variant: str, gpus: list[str]) -> None:
+    """Before a container asks for `gpus`: a gpu image, and an engine that can hand GPUs in."""
+    check_image_variant(variant, image, gpus)
+    if gpus:
+        check_engine_has_gpus(client)
+
+
 def check_image_variant(variant: str, image: str, gpus: list[str]) -> None:
     """--gpu needs the gpu image; the gpu image without --gpu still runs on the CPU."""
     if gpus and variant == "cpu":

@@ -12,7 +12,7 @@ import docker
 
 from caffebox import gpus, runs
 from caffebox import solver as solverlib
-from caffebox.engine import image_exists
+from caffebox.engine import image_exists, image_variant
 from caffebox.errors import CaffeboxError
 
 _IMPORT_ERRORS = ("ModuleNotFoundError", "ImportError", "No module named")
@@ -121,16 +121,14 @@ def check_image(
             "(once, about 15 minutes on 2 cores)\n"
         )
         build()
-    variant = (client.images.get(image).labels or {}).get("io.caffebox.variant", "")
+    variant = image_variant(client, image)
     mode = train_plan.solver.params.first("solver_mode")
     if variant == "cpu" and mode == "GPU":
         raise CaffeboxError(
             f"{train_plan.solver.path} sets solver_mode: GPU, but {image} is the CPU image. "
             "Set solver_mode: CPU there, or train on a GPU image with --gpu."
         )
-    gpus.check_image_variant(variant, image, train_plan.spec.gpus)
-    if train_plan.spec.gpus:
-        gpus.check_engine_has_gpus(client)
+    gpus.check_gpu_run(client, image, variant, train_plan.spec.gpus)
 
 
 def explain_failure(result: runs.RunResult, train_plan: TrainPlan) -> str:
