@@ -389,8 +389,6 @@ def cuda_base(c: Context, tag: str = "", base: str = "", cuda: str = "13") -> No
     """
     from caffebox import engine, images
 
-    tag = tag or ("caffebox/cuda-offline:13" if cuda.startswith("13") else
-                  "caffebox/cuda-offline:11.8")  # fmt: skip
     images.build_cuda_offline_base(
         engine.connect(), tag, base or get_variant("cpu").base_image,
         _settings(c).ca_certificates, cuda=cuda,

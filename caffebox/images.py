@@ -216,10 +216,11 @@ def build(client: docker.DockerClient, request: BuildRequest, out: TextIO = sys.
     return image.id
 
 
-# The offline CUDA build bases, by CUDA major: Debian's toolkit (11.8), or PyPI wheels (13).
-CUDA_OFFLINE_DOCKERFILES = {
-    "11": "docker/cuda-offline.Dockerfile",
-    "13": "docker/cuda13-offline.Dockerfile",
+# The offline CUDA build bases, by CUDA major, as (Dockerfile, default tag): Debian's
+# toolkit (11.8), or NVIDIA's PyPI wheels (13).
+CUDA_OFFLINE_BASES = {
+    "11": ("docker/cuda-offline.Dockerfile", "caffebox/cuda-offline:11.8"),
+    "13": ("docker/cuda13-offline.Dockerfile", "caffebox/cuda-offline:13"),
 }
 
 
@@ -232,13 +233,15 @@ def build_cuda_offline_base(
     cuda: str = "13",
 ) -> None:
     """Build an offline CUDA base: CUDA 11.8 from Debian with cuDNN and NCCL wheels, or
-    CUDA 13 wholly from NVIDIA's wheels."""
-    dockerfile = CUDA_OFFLINE_DOCKERFILES.get(cuda.split(".")[0])
-    if dockerfile is None:
+    CUDA 13 wholly from NVIDIA's wheels. An empty `tag` takes that base's default."""
+    known = CUDA_OFFLINE_BASES.get(cuda.split(".")[0])
+    if known is None:
         raise CaffeboxError(
             f"cuda-base --cuda {cuda}: caffebox makes offline CUDA bases for "
-            f"{' and '.join(sorted(CUDA_OFFLINE_DOCKERFILES))} only."
+            f"{' and '.join(sorted(CUDA_OFFLINE_BASES))} only."
         )
+    dockerfile, default_tag = known
+    tag = tag or default_tag
     buf = io.BytesIO()
     with tarfile.open(fileobj=buf, mode="w") as tar:
         tar.add(str(paths.DOCKER_DIR), arcname="docker")
