@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass, field
 
 _ITERATION = re.compile(r"Iteration (\d+)\b[^,]*(?:\([^)]*\))?,? loss = ([-+\w.]+)")
 _TESTING = re.compile(r"Iteration (\d+), Testing net")
 _TEST_OUTPUT = re.compile(r"Test net output #\d+: (\S+) = ([-+\w.]+)")
-_SNAPSHOT = re.compile(r"Snapshotting (?:solver state )?to (?:binary proto|HDF5) file (\S+)")
+# The whole rest of the line: snapshot prefixes may contain spaces.
+_SNAPSHOT = re.compile(r"Snapshotting (?:solver state )?to (?:binary proto|HDF5) file (.+?)\s*$")
+_FINETUNE = re.compile(r"Finetuning from (.+?)\s*$")
 
 
 def _number(text: str) -> float:
@@ -27,6 +30,8 @@ class TrainingLog:
     tests: list[tuple[int, dict[str, float]]] = field(default_factory=list)
     snapshots: list[str] = field(default_factory=list)
     done: bool = False
+    stopped_early: bool = False
+    finetuned_from: list[str] = field(default_factory=list)
     _test_iter: int | None = None
 
     def feed(self, line: str) -> bool:
@@ -45,6 +50,12 @@ class TrainingLog:
         if m := _SNAPSHOT.search(line):
             self.snapshots.append(m.group(1))
             return False
+        if m := _FINETUNE.search(line):
+            self.finetuned_from.append(m.group(1))
+            return False
+        if "Optimization stopped early" in line:
+            self.stopped_early = True
+            return False
         if "Optimization Done." in line:
             self.done = True
             return True
@@ -53,6 +64,14 @@ class TrainingLog:
     @property
     def loss(self) -> float | None:
         return self.losses[-1][1] if self.losses else None
+
+    @property
+    def diverged(self) -> bool:
+        """The latest loss is NaN or infinite: the run is lost, whatever Caffe exits with."""
+        return self.loss is not None and not math.isfinite(self.loss)
+
+    def solverstates(self) -> list[str]:
+        return [s for s in self.snapshots if ".solverstate" in s]
 
     def final_test(self) -> dict[str, float]:
         """The last complete test pass's outputs (empty when none ran)."""

@@ -12,13 +12,15 @@ import shlex
 import sys
 from collections.abc import Callable
 from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
+import docker
 from invoke import Collection, Context, Exit, Program, task
 
 from caffebox import __version__, makeconfig
 from caffebox.errors import CaffeboxError
-from caffebox.settings import DEFAULTS
+from caffebox.settings import DEFAULTS, exit_on_broken_config
 from caffebox.variants import get_variant, parse_cuda_archs
 
 
@@ -31,8 +33,27 @@ def friendly(body: Callable[..., Any]) -> Callable[..., Any]:
             return body(*args, **kwargs)
         except CaffeboxError as exc:
             raise Exit(f"caffebox: {exc}", code=exc.exit_code) from None
+        except docker.errors.DockerException as exc:
+            reason = getattr(exc, "explanation", None) or str(exc)
+            raise Exit(
+                f"caffebox: the Docker engine reported an error: {reason}. Check the engine "
+                "('docker info') and the image named, then run the command again.",
+                code=1,
+            ) from None
 
     return wrapper
+
+
+def split_args(text: str, what: str) -> list[str]:
+    """Shell-style words, or one clear error (an unbalanced quote is a typo, not a crash)."""
+    try:
+        return shlex.split(text)
+    except ValueError as exc:
+        raise CaffeboxError(
+            f"Cannot split {what} into words ({exc}): {text!r}. Close the quote, or quote the "
+            "whole string for your shell with the other kind of quotes, e.g. "
+            "\"s.py --name 'my run'\"."
+        ) from None
 
 
 def _settings(c: Context) -> Any:
@@ -140,6 +161,7 @@ def build_cpu(
         "resume": "Resume from the newest .solverstate under the solver's snapshot_prefix.",
         "image": "Image to run (setting image, default caffebox:cpu).",
         "gpu": "GPUs to train on: '0', '0,1' or 'all' (needs the gpu image).",
+        "overwrite": "Replace the snapshots an earlier run left under the same snapshot_prefix.",
     },
 )
 @friendly
@@ -152,6 +174,7 @@ def train(
     resume: bool = False,
     image: str = "",
     gpu: str = "",
+    overwrite: bool = False,
 ) -> None:
     """Run `caffe train -solver SOLVER` in the image, as you, in the current directory."""
     from caffebox import engine, runs, training
@@ -165,19 +188,20 @@ def train(
         snapshot=snapshot,
         resume=resume,
         gpu=gpu,
+        overwrite=overwrite,
     )
     train_plan = training.plan(options)
-    client = engine.connect()
-    # The images caffebox itself names can be built on demand; others must exist.
-    variant = {s.cpu_image: "cpu", s.gpu_image: "gpu"}.get(options.image)
-    builder = functools.partial(build_variant, c, variant, options.image) if variant else None
-    training.check_image(client, train_plan, builder)
-    result = runs.run(client, train_plan.spec, max_iter=train_plan.solver.max_iter)
-    print(training.summary(result))
-    if result.exit_code != 0:
-        raise Exit(
-            "caffebox: " + training.explain_failure(result, train_plan), code=result.exit_code
-        )
+    with train_plan.lock():
+        client = engine.connect()
+        # The images caffebox itself names can be built on demand; others must exist.
+        variant = {s.cpu_image: "cpu", s.gpu_image: "gpu"}.get(options.image)
+        builder = functools.partial(build_variant, c, variant, options.image) if variant else None
+        training.check_image(client, train_plan, builder)
+        result = runs.run(client, train_plan.spec, max_iter=train_plan.solver.max_iter)
+    print(training.summary(result, train_plan.solver.max_iter))
+    code, message = training.outcome(result, train_plan)
+    if code != 0:
+        raise Exit("caffebox: " + message, code=code)
 
 
 @task(
@@ -273,7 +297,7 @@ def gradcheck(
             "gradcheck needs the layer's bottoms: add --input NAME=SHAPE for each, e.g. "
             "--input data=2x3x4x4 --input label=2x1."
         )
-    command = ["python3", "-m", "layers.testing.gradcheck", layer, "--backend", "caffe"]
+    command = ["python3", "-m", "layers.testing", layer, "--backend", "caffe"]
     for item in input:
         command += ["--input", item]
     command += ["--outputs", str(outputs), "--param-str", param_str, "--step", str(step)]
@@ -302,14 +326,16 @@ def python(
     c: Context, script: str, layers: list[str] | None = None, image: str = "", gpu: str = ""
 ) -> None:
     """Run a Python script in the image (pycaffe, NetSpec, our layers), as you, here."""
-    _run_tool(c, ["python3", *shlex.split(script)], layers, image, gpu)
+    _run_tool(
+        c, ["python3", *split_args(script, "the script and its arguments")], layers, image, gpu
+    )
 
 
 @task(
     iterable=["layers"],
     positional=["path"],
     help={
-        "path": "Folder (or file) of your layer tests, relative to here (default: tests).",
+        "path": "Folder (or file) of your layer tests, relative to here, e.g. tests.",
         "layers": "Extra folders for PYTHONPATH (the tests' folder is always on it); repeatable.",
         "pytest_args": "Extra arguments for pytest, e.g. '-k loss -x'.",
         "image": "Image to run (setting image).",
@@ -319,7 +345,7 @@ def python(
 @friendly
 def test_layers(
     c: Context,
-    path: str | None = None,  # None, not "tests": invoke fills only empty positionals
+    path: str,
     layers: list[str] | None = None,
     pytest_args: str = "",
     image: str = "",
@@ -328,7 +354,7 @@ def test_layers(
     """Run your layers' pytest suite inside the image, on real pycaffe, with fixtures."""
     from pathlib import Path
 
-    target = Path(path or "tests")
+    target = Path(path)
     if not target.exists():
         raise CaffeboxError(
             f"{target.resolve()} does not exist. Pass the folder that holds your layer tests, "
@@ -336,7 +362,7 @@ def test_layers(
         )
     folder = target if target.is_dir() else target.parent
     command = ["python3", "-m", "pytest", "-p", "layers.testing.plugin", "-p", "no:cacheprovider"]
-    command += [str(target), *shlex.split(pytest_args)]
+    command += [str(target), *split_args(pytest_args, "--pytest-args")]
     _run_tool(c, command, [str(folder), *(layers or [])], image, gpu)
 
 
@@ -412,6 +438,10 @@ namespace.configure(DEFAULTS)
 
 class CaffeboxProgram(Program):
     """The `caffebox` command: the same tasks, reading invoke.yaml from the current folder."""
+
+    def create_config(self) -> None:
+        exit_on_broken_config(Path.cwd())
+        super().create_config()
 
     def update_config(self, merge: bool = True) -> None:
         self.config.set_project_location(os.getcwd())

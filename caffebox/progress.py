@@ -1,4 +1,7 @@
-"""A one-line progress bar for training, drawn only on a terminal."""
+"""Training progress on one terminal line (tqdm): iteration of max_iter, rate, ETA, loss.
+
+Drawn only on a terminal; in CI logs and pipes the log lines alone are printed.
+"""
 
 from __future__ import annotations
 
@@ -6,43 +9,50 @@ import math
 import sys
 from typing import TextIO
 
+from tqdm import tqdm
+
+
+def format_value(value: float | None) -> str:
+    """A loss or test output for people: NaN and inf are shown, never hidden."""
+    if value is None:
+        return "-"
+    if math.isnan(value):
+        return "NaN"
+    return f"{value:.4g}"
+
 
 class ProgressBar:
-    """`iteration/max_iter [#####.....] loss` on one redrawn line of a terminal."""
+    """A tqdm bar fed from Caffe's log; log lines are printed above it."""
 
-    def __init__(self, total: int, stream: TextIO = sys.stderr, width: int = 30) -> None:
-        self.total = total
-        self.stream = stream
-        self.width = width
+    def __init__(self, total: int, stream: TextIO = sys.stderr) -> None:
         self.enabled = total > 0 and stream.isatty()
-        self.iteration = 0
-        self.loss: float | None = None
-        self._shown = False
+        self._bar = (
+            tqdm(total=total, file=stream, unit="it", dynamic_ncols=True, leave=False)
+            if self.enabled
+            else None
+        )
 
-    def update(self, iteration: int, loss: float | None) -> None:
-        self.iteration = iteration
-        self.loss = loss
+    def postfix(self, loss: float | None, tests: dict[str, float] | None = None) -> str:
+        parts = [f"loss {format_value(loss)}"]
+        parts += [f"{k} {format_value(v)}" for k, v in (tests or {}).items()]
+        return ", ".join(parts)
 
-    def render(self) -> str:
-        done = min(self.iteration, self.total) / self.total if self.total else 0.0
-        filled = int(round(done * self.width))
-        bar = "#" * filled + "." * (self.width - filled)
-        loss = "" if self.loss is None or math.isnan(self.loss) else f" loss {self.loss:.4g}"
-        return f"[{bar}] {self.iteration}/{self.total}{loss}"
+    def update(
+        self, iteration: int, loss: float | None, tests: dict[str, float] | None = None
+    ) -> None:
+        if self._bar is not None:
+            self._bar.n = min(iteration, self._bar.total)
+            self._bar.set_postfix_str(self.postfix(loss, tests), refresh=False)
 
     def draw(self) -> None:
-        if self.enabled:
-            self.stream.write("\r" + self.render())
-            self.stream.flush()
-            self._shown = True
+        if self._bar is not None:
+            self._bar.refresh()
 
     def clear(self) -> None:
-        if self._shown:
-            self.stream.write("\r\033[K")
-            self._shown = False
+        if self._bar is not None:
+            self._bar.clear()
 
     def finish(self) -> None:
-        if self._shown:
-            self.stream.write("\n")
-            self.stream.flush()
-            self._shown = False
+        if self._bar is not None:
+            self._bar.close()
+            self._bar = None

@@ -81,12 +81,15 @@ def parse(text: str) -> Message:
     tokens = _tokens(text)
     pos = 0
 
-    def message(closing: str | None) -> Message:
+    def message(closing: str | None, opened: int = 0) -> Message:
         nonlocal pos
         msg = Message()
         while pos < len(tokens):
             kind, raw, line = tokens[pos]
             if kind == "punct" and raw in "}>" and closing:
+                if raw != closing:
+                    raise ParseError(f"line {line}: {raw!r} closes a block opened with "
+                                     f"{'{' if closing == '}' else '<'!r}")  # fmt: skip
                 pos += 1
                 return msg
             if kind == "punct" and raw in ";,":
@@ -103,13 +106,18 @@ def parse(text: str) -> Message:
             kind, raw, line = tokens[pos]
             if raw in ("{", "<"):
                 pos += 1
-                msg.setdefault(name, []).append(message("}" if raw == "{" else ">"))
+                msg.setdefault(name, []).append(message("}" if raw == "{" else ">", line))
             elif raw == "[":
                 pos += 1
-                while tokens[pos][1] != "]":
-                    if tokens[pos][1] != ",":
-                        msg.setdefault(name, []).append(_scalar(*tokens[pos][:2]))
+                while pos < len(tokens) and tokens[pos][1] != "]":
+                    item_kind, item, item_line = tokens[pos]
+                    if item_kind == "punct" and item != ",":
+                        raise ParseError(f"line {item_line}: {item!r} inside the list of {name!r}")
+                    if item != ",":
+                        msg.setdefault(name, []).append(_scalar(item_kind, item))
                     pos += 1
+                if pos >= len(tokens):
+                    raise ParseError(f"line {line}: the list of {name!r} has no closing ']'")
                 pos += 1
             elif kind in ("word", "string"):
                 pos += 1
@@ -121,7 +129,9 @@ def parse(text: str) -> Message:
             else:
                 raise ParseError(f"line {line}: field {name!r} has no value")
         if closing:
-            raise ParseError("the file ends inside a { } block: a closing brace is missing")
+            raise ParseError(
+                f"line {opened}: the block opened here has no closing brace {closing!r}"
+            )
         return msg
 
     return message(None)

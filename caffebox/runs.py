@@ -1,23 +1,28 @@
-"""Running Caffe in a container: the options as plain data, then the run itself.
+"""Running a command in a container: the options as plain data, then the run itself.
 
 `container_options` is pure (unit-tested without an engine); `run` starts the
-container, streams its log with a progress bar, forwards Ctrl-C as SIGINT so Caffe
-snapshots before it stops, and removes the container in every case.
+container under an init process, streams its log with a progress bar, turns Ctrl-C,
+SIGTERM and SIGHUP into "snapshot and stop" for Caffe (then a kill after a bounded
+wait), and removes the container however caffebox itself ends.
 """
 
 from __future__ import annotations
 
 import os
+import queue
 import signal
 import sys
+import threading
 import time
 from collections import deque
 from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
 
 import docker
+from docker.types import Mount
 
 from caffebox import gpus, paths
 from caffebox.caffelog import TrainingLog
@@ -27,6 +32,10 @@ from caffebox.progress import ProgressBar
 # Every container we start carries this label, so tests and users can find leftovers.
 RUN_LABEL = "io.caffebox.run"
 CONTAINER_HOME = "/tmp/caffebox-home"
+# What ends a run early: Ctrl-C, `kill`/`timeout`/CI cancel, a closed terminal.
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+# After asking Caffe to snapshot and stop, how long it may take before it is killed.
+GRACE_SECONDS = 60.0
 
 
 @dataclass
@@ -71,16 +80,30 @@ def python_path(spec: RunSpec) -> str:
     return ":".join(parts)
 
 
-def container_options(spec: RunSpec) -> dict[str, Any]:
-    """Keyword arguments for `client.containers.create`, as plain data."""
-    volumes: dict[str, dict[str, str]] = {
-        str(spec.cwd): {"bind": str(spec.cwd), "mode": "rw"},
-    }
+def _inside(path: Path, folder: Path) -> bool:
+    return path == folder or folder in path.parents
+
+
+def mounts(spec: RunSpec) -> list[Mount]:
+    """The current folder read-write at its own path; each layer folder outside it read-only.
+
+    A layer folder inside the current folder is already there, writable: mounting it again
+    read-only would hide the user's snapshots and outputs under it.
+    """
+    found = [Mount(str(spec.cwd), str(spec.cwd), type="bind", read_only=False)]
     for folder in spec.layer_dirs:
-        volumes[str(folder)] = {"bind": str(folder), "mode": "ro"}
+        if not _inside(folder, spec.cwd) and not any(m["Target"] == str(folder) for m in found):
+            found.append(Mount(str(folder), str(folder), type="bind", read_only=True))
     if spec.project_layers is not None and spec.project_layers.is_dir():
         # The checkout's layers/ over the image's copy: edits apply without a rebuild.
-        volumes[str(spec.project_layers)] = {"bind": paths.IMAGE_LAYERS_DIR, "mode": "ro"}
+        found.append(
+            Mount(paths.IMAGE_LAYERS_DIR, str(spec.project_layers), type="bind", read_only=True)
+        )
+    return found
+
+
+def container_options(spec: RunSpec) -> dict[str, Any]:
+    """Keyword arguments for `client.containers.create`, as plain data."""
     env = {
         "PYTHONPATH": python_path(spec),
         "HOME": CONTAINER_HOME,
@@ -93,8 +116,11 @@ def container_options(spec: RunSpec) -> dict[str, Any]:
         "command": list(spec.command),
         "user": f"{spec.uid}:{spec.gid}",
         "working_dir": str(spec.cwd),
-        "volumes": volumes,
+        "mounts": mounts(spec),
         "environment": env,
+        # An init as PID 1: Caffe's own crash handlers (double free, CHECK) then end the
+        # container instead of hanging in PID 1's signal semantics, and signals reach it.
+        "init": True,
         "network_mode": "none",
         "security_opt": ["no-new-privileges"],
         "cap_drop": ["ALL"],
@@ -124,7 +150,45 @@ class RunResult:
     exit_code: int
     log: TrainingLog
     tail: list[str]
-    interrupted: bool = False
+    # The first signal that asked caffebox to stop (SIGINT for Ctrl-C), 0 when none did.
+    stop_signal: int = 0
+
+    @property
+    def interrupted(self) -> bool:
+        return self.stop_signal != 0
+
+
+@contextmanager
+def caught_signals() -> Iterator[list[int]]:
+    """Record STOP_SIGNALS in a list instead of dying; restores the old handlers after."""
+    caught: list[int] = []
+    if threading.current_thread() is not threading.main_thread():
+        yield caught  # only the main thread may set handlers; nothing else gets signals
+        return
+    previous = {s: signal.getsignal(s) for s in STOP_SIGNALS}
+    for sig in STOP_SIGNALS:
+        signal.signal(sig, lambda signum, _frame: caught.append(signum))
+    try:
+        yield caught
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+def engine_error(image: str, exc: docker.errors.DockerException) -> CaffeboxError:
+    """An engine refusal at container start, as one paragraph."""
+    reason = getattr(exc, "explanation", None) or str(exc)
+    return CaffeboxError(
+        f"The Docker engine refused to start a container from {image}: {reason}. Check that "
+        "the image exists ('docker images'), that the folders caffebox mounts (the current "
+        "folder and each --layers folder) exist, and that the engine is healthy ('docker "
+        "info'); then run the command again.",
+        exit_code=1,
+    )
+
+
+def _signal_name(signum: int) -> str:
+    return "Ctrl-C" if signum == signal.SIGINT else signal.Signals(signum).name
 
 
 def run(
@@ -132,45 +196,81 @@ def run(
     spec: RunSpec,
     max_iter: int = 0,
     out: TextIO = sys.stdout,
+    grace: float = GRACE_SECONDS,
 ) -> RunResult:
-    """Run `spec` to completion; returns Caffe's exit code and what its log said."""
-    container = client.containers.create(**container_options(spec))
+    """Run `spec` to completion; returns the exit code and what Caffe's log said."""
     log = TrainingLog()
     tail: deque[str] = deque(maxlen=60)
-    bar = ProgressBar(max_iter, stream=sys.stderr)
-    interrupted = False
-    try:
-        container.start()
-        since: int | None = None
-        while True:
-            try:
-                stream = container.logs(stream=True, follow=True, since=since)
-                for line in _lines(stream):
-                    bar.clear()
-                    out.write(line + "\n")
-                    out.flush()
-                    tail.append(line)
-                    if log.feed(line):
-                        bar.update(log.iteration, log.loss)
-                    bar.draw()
-                break
-            except KeyboardInterrupt:
-                bar.clear()
-                if interrupted:  # a second Ctrl-C: stop now
-                    container.kill()
-                    break
-                interrupted = True
-                out.write(
-                    "caffebox: Ctrl-C: asking Caffe to snapshot and stop "
-                    "(press Ctrl-C again to kill it)\n"
-                )
-                container.kill(signal=signal.SIGINT)
-                since = int(time.time())
-        bar.finish()
-        exit_code = int(container.wait().get("StatusCode", 1))
-    finally:
+    with caught_signals() as caught:
         try:
-            container.remove(force=True)
-        except docker.errors.NotFound:
-            pass
-    return RunResult(exit_code=exit_code, log=log, tail=list(tail), interrupted=interrupted)
+            container = client.containers.create(**container_options(spec))
+        except docker.errors.DockerException as exc:
+            raise engine_error(spec.image, exc) from None
+        try:
+            try:
+                container.start()
+            except docker.errors.DockerException as exc:
+                raise engine_error(spec.image, exc) from None
+            lines: queue.Queue[str | None] = queue.Queue()
+
+            def read() -> None:
+                try:
+                    for line in _lines(container.logs(stream=True, follow=True)):
+                        lines.put(line)
+                except docker.errors.DockerException:
+                    pass  # the container went away
+                finally:
+                    lines.put(None)
+
+            threading.Thread(target=read, daemon=True).start()
+            bar = ProgressBar(max_iter, stream=sys.stderr)
+            handled = 0
+            deadline: float | None = None
+            while True:
+                if len(caught) > handled:
+                    handled = len(caught)
+                    bar.clear()
+                    if deadline is None:
+                        out.write(
+                            f"caffebox: {_signal_name(caught[0])}: asking Caffe to snapshot and "
+                            f"stop (up to {grace:.0f} s; press Ctrl-C again to kill it)\n"
+                        )
+                        out.flush()
+                        deadline = time.monotonic() + grace
+                        _kill(container, signal.SIGINT)
+                    else:
+                        out.write("caffebox: stopping it now\n")
+                        deadline = 0.0
+                if deadline is not None and time.monotonic() >= deadline:
+                    _kill(container, signal.SIGKILL)
+                    deadline = float("inf")
+                try:
+                    line = lines.get(timeout=0.2)
+                except queue.Empty:
+                    continue
+                if line is None:
+                    break
+                bar.clear()
+                out.write(line + "\n")
+                out.flush()
+                tail.append(line)
+                if log.feed(line):
+                    bar.update(log.iteration, log.loss, log.final_test())
+                bar.draw()
+            bar.finish()
+            exit_code = int(container.wait().get("StatusCode", 1))
+        finally:
+            try:
+                container.remove(force=True)
+            except docker.errors.APIError:  # gone already
+                pass
+    return RunResult(
+        exit_code=exit_code, log=log, tail=list(tail), stop_signal=caught[0] if caught else 0
+    )
+
+
+def _kill(container: Any, sig: int) -> None:
+    try:
+        container.kill(signal=sig)
+    except docker.errors.APIError:
+        pass  # it has already exited

@@ -6,9 +6,14 @@ environment (INVOKE_CAFFEBOX_IMAGE=..., INVOKE_CAFFEBOX_CAFFE_SRC=...).
 
 from __future__ import annotations
 
+import sys
+from pathlib import Path
 from typing import Any
 
+import yaml
+
 from caffebox.baseimage import DEFAULT_MIRROR
+from caffebox.errors import CaffeboxError
 
 DEFAULTS: dict[str, Any] = {
     "caffebox": {
@@ -35,3 +40,47 @@ DEFAULTS: dict[str, Any] = {
         "debian_mirror": DEFAULT_MIRROR,
     }
 }
+
+
+def config_files(folder: Path) -> list[Path]:
+    """The invoke config files invoke reads for a project folder, plus the user's and system's."""
+    names = ("invoke.yaml", "invoke.yml")
+    found = [folder / n for n in names]
+    found += [Path.home() / f".{n}" for n in names]
+    found += [Path("/etc") / n for n in names]
+    return [p for p in found if p.is_file()]
+
+
+def check_config_files(folder: Path) -> None:
+    """Raise one clear error for an invoke config file that is not YAML invoke can read.
+
+    invoke itself stops on such a file with a traceback of its own code.
+    """
+    for path in config_files(folder):
+        try:
+            data = yaml.safe_load(path.read_text())
+        except (OSError, UnicodeDecodeError) as exc:
+            raise CaffeboxError(f"Cannot read the settings file {path} ({exc}).") from None
+        except yaml.YAMLError as exc:
+            where = getattr(exc, "problem_mark", None)
+            line = f"line {where.line + 1}: " if where is not None else ""
+            problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+            raise CaffeboxError(
+                f"The settings file {path} is not valid YAML ({line}{problem}). Fix it there: "
+                "settings go under a 'caffebox:' key, one 'name: value' per line, e.g. "
+                "'caffebox: {image: \"caffebox:cpu\"}'."
+            ) from None
+        if data is not None and not isinstance(data, dict):
+            raise CaffeboxError(
+                f"The settings file {path} holds a {type(data).__name__}, not a mapping. Write "
+                "settings under a 'caffebox:' key, e.g. 'caffebox: {image: \"caffebox:cpu\"}'."
+            )
+
+
+def exit_on_broken_config(folder: Path) -> None:
+    """check_config_files for entry points that run before caffebox's error handling."""
+    try:
+        check_config_files(folder)
+    except CaffeboxError as exc:
+        sys.stderr.write(f"caffebox: {exc}\n")
+        raise SystemExit(exc.exit_code) from None

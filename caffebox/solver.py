@@ -35,6 +35,23 @@ class Solver:
         return str(self.params.first("solver_mode", "GPU"))
 
     @property
+    def snapshot_prefix(self) -> Path:
+        """Where Caffe's snapshot names start: PREFIX_iter_N.caffemodel."""
+        prefix = str(self.params.first("snapshot_prefix", ""))
+        return self.cwd / prefix if prefix else self.cwd / ""
+
+    def existing_snapshots(self) -> list[Path]:
+        """Snapshots an earlier run left under this solver's prefix, oldest name first."""
+        prefix = str(self.params.first("snapshot_prefix", ""))
+        pattern = prefix.rsplit("/", 1)[-1] + "_iter_*"
+        found = [
+            p
+            for p in self.snapshot_dir.glob(pattern)
+            if p.is_file() and (".caffemodel" in p.name or ".solverstate" in p.name)
+        ]
+        return sorted(found)
+
+    @property
     def snapshot_dir(self) -> Path:
         prefix = str(self.params.first("snapshot_prefix", ""))
         if not prefix or prefix.endswith("/"):
@@ -120,29 +137,40 @@ def load(solver_file: str | os.PathLike[str], cwd: Path | None = None) -> Solver
     return solver
 
 
-def check_snapshot_dir(solver: Solver) -> Path:
-    """Make sure Caffe can write its snapshots; creates a missing folder. Returns it."""
+def check_snapshot_dir(solver: Solver, create: bool = True) -> Path:
+    """Make sure Caffe can write its snapshots. Returns the folder.
+
+    With create=False nothing on disk changes: a missing folder must be creatable
+    (its nearest existing parent writable). With create=True a missing folder is made.
+    """
     folder = solver.snapshot_dir
     _visible(folder, solver.cwd, str(solver.path))
+    where = f"The snapshot folder {folder} (from snapshot_prefix in {solver.path})"
     if not folder.exists():
+        parent = next(p for p in folder.parents if p.exists())
+        if not parent.is_dir() or not os.access(parent, os.W_OK | os.X_OK):
+            raise CaffeboxError(
+                f"{where} does not exist and cannot be created ({parent} is not a writable "
+                "folder). Create it or change snapshot_prefix."
+            )
+        if not create:
+            return folder
         try:
             folder.mkdir(parents=True)
         except OSError as exc:
             raise CaffeboxError(
-                f"The snapshot folder {folder} (from snapshot_prefix in {solver.path}) does not "
-                f"exist and cannot be created ({exc.strerror}). Create it or change "
-                "snapshot_prefix."
+                f"{where} does not exist and cannot be created ({exc.strerror}). Create it or "
+                "change snapshot_prefix."
             ) from None
     if not folder.is_dir():
         raise CaffeboxError(
-            f"The snapshot folder {folder} (from snapshot_prefix in {solver.path}) is a file, "
-            "not a folder. Move the file away or change snapshot_prefix."
+            f"{where} is a file, not a folder. Move the file away or change snapshot_prefix."
         )
     if not os.access(folder, os.W_OK | os.X_OK):
         raise CaffeboxError(
-            f"The snapshot folder {folder} (from snapshot_prefix in {solver.path}) is not "
-            f"writable by you (uid {os.getuid()}), and Caffe runs as you. Fix its permissions "
-            "(e.g. 'sudo chown -R $(id -u):$(id -g) <folder>') or change snapshot_prefix."
+            f"{where} is not writable by you (uid {os.getuid()}), and Caffe runs as you. Fix "
+            "its permissions (e.g. 'sudo chown -R $(id -u):$(id -g) <folder>') or change "
+            "snapshot_prefix."
         )
     return folder
 

@@ -2,20 +2,24 @@
 
 from __future__ import annotations
 
+import signal
 import sys
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TextIO
 
 import docker
 
-from caffebox import gpus, runs
+from caffebox import gpus, locks, runs
 from caffebox import solver as solverlib
 from caffebox.engine import image_exists, image_variant
 from caffebox.errors import CaffeboxError
+from caffebox.progress import format_value
 
 _IMPORT_ERRORS = ("ModuleNotFoundError", "ImportError", "No module named")
+_BAD_WEIGHTS = ("Failed to parse NetParameter file", "Check failed: ReadProtoFromBinaryFile")
 _NO_GPU_ERRORS = ("no CUDA-capable device is detected", "CUDA driver version is insufficient")
 
 
@@ -30,6 +34,7 @@ class TrainOptions:
     snapshot: str = ""
     resume: bool = False
     gpu: str = ""
+    overwrite: bool = False
 
 
 @dataclass
@@ -38,6 +43,30 @@ class TrainPlan:
 
     solver: solverlib.Solver
     spec: runs.RunSpec
+    weights: list[str] = field(default_factory=list)
+
+    @contextmanager
+    def lock(self) -> Iterator[Path]:
+        """Held while the run writes under the solver's snapshot_prefix.
+
+        Makes a missing snapshot folder, and removes it again if the run wrote nothing
+        there (a run that failed before Caffe started leaves the user's tree as it was).
+        """
+        folder = self.solver.snapshot_dir
+        made = not folder.exists()
+        solverlib.check_snapshot_dir(self.solver, create=True)
+        name = str(self.solver.params.first("snapshot_prefix", "")).rsplit("/", 1)[-1]
+        try:
+            with locks.held(
+                locks.lock_path(folder, name), f"snapshots under {self.solver.snapshot_prefix}"
+            ) as path:
+                yield path
+        finally:
+            if made:
+                try:
+                    folder.rmdir()  # only when empty
+                except OSError:
+                    pass
 
 
 def _existing(name: str, cwd: Path, option: str) -> Path:
@@ -61,7 +90,15 @@ def plan(options: TrainOptions, cwd: Path | None = None) -> TrainPlan:
     """Every check that needs no engine; the result says exactly what will run."""
     cwd = (cwd or Path.cwd()).resolve()
     solver = solverlib.load(options.solver, cwd)
+    if solver.max_iter <= 0:
+        given = solver.params.first("max_iter")
+        said = f"sets max_iter: {given}" if given is not None else "has no max_iter"
+        raise CaffeboxError(
+            f"{solver.path} {said}, so Caffe would train no iteration at all. Set max_iter to "
+            "the number of iterations to train, e.g. 'max_iter: 10000'."
+        )
     layer_dirs = runs.check_layer_dirs(options.layer_dirs, cwd)
+    gpu_list = gpus.parse_gpus(options.gpu) if options.gpu else []
     for net, module, _cls in solver.python_layers():
         if not module:
             raise CaffeboxError(
@@ -81,8 +118,15 @@ def plan(options: TrainOptions, cwd: Path | None = None) -> TrainPlan:
         state = str(_existing(options.snapshot, cwd, "--snapshot"))
     elif options.resume:
         state = str(solverlib.latest_solverstate(solver))
-    solverlib.check_snapshot_dir(solver)
-    gpu_list = gpus.parse_gpus(options.gpu) if options.gpu else []
+    solverlib.check_snapshot_dir(solver, create=False)
+    earlier = solver.existing_snapshots()
+    if earlier and not (state or options.overwrite):
+        raise CaffeboxError(
+            f"{len(earlier)} snapshot file(s) from an earlier run (e.g. {earlier[-1].name}) are "
+            f"under snapshot_prefix {solver.snapshot_prefix} (from {solver.path}); this run "
+            "would overwrite them. Continue that run with --resume, keep it by giving this "
+            "run another snapshot_prefix, or pass --overwrite to replace them."
+        )
     several = gpu_list == ["all"] or len(gpu_list) > 1
     if several and solver.python_layers():
         # The caffe binary refuses Python layers on several GPUs: one process per GPU.
@@ -90,6 +134,11 @@ def plan(options: TrainOptions, cwd: Path | None = None) -> TrainPlan:
         command += ["--gpus", gpus.caffe_gpu_flag(gpu_list)]
         command += ["--weights", weights] if weights else []
         command += ["--snapshot", state] if state else []
+    elif weights and not several:
+        # Some forks' caffe tool ignores -weights: fine-tune through pycaffe everywhere.
+        command = ["python3", "-m", "layers.solve", "--solver", str(solver.path)]
+        command += ["--weights", weights]
+        command += ["--gpu", "0"] if gpu_list else []
     else:
         command = ["caffe", "train", "-solver", str(solver.path)]
         command += ["-weights", weights] if weights else []
@@ -98,7 +147,7 @@ def plan(options: TrainOptions, cwd: Path | None = None) -> TrainPlan:
     spec = runs.RunSpec(
         image=options.image, command=command, cwd=cwd, layer_dirs=layer_dirs, gpus=gpu_list
     )
-    return TrainPlan(solver=solver, spec=spec)
+    return TrainPlan(solver=solver, spec=spec, weights=weights.split(",") if weights else [])
 
 
 def check_image(
@@ -134,6 +183,12 @@ def check_image(
 def explain_failure(result: runs.RunResult, train_plan: TrainPlan) -> str:
     """One paragraph after a failed run, pointing at the likely cause."""
     text = "\n".join(result.tail)
+    if "AttributeError: module" in text and "has no attribute" in text:
+        return (
+            f"caffe exited with {result.exit_code}: a Python layer's module imported, but it "
+            "has no class of the name the net gives (see the AttributeError above). Check "
+            "python_param { layer: ... } against the class names in that module."
+        )
     if any(marker in text for marker in _IMPORT_ERRORS):
         dirs = ", ".join(str(d) for d in train_plan.spec.layer_dirs) or "none"
         return (
@@ -147,8 +202,23 @@ def explain_failure(result: runs.RunResult, train_plan: TrainPlan) -> str:
             f"caffe exited with {result.exit_code}: a Python layer raised an error (traceback "
             "above). Fix the layer, or check it alone with a gradient check."
         )
-    if result.interrupted:
-        return f"caffe stopped on Ctrl-C (exit {result.exit_code}); snapshots were kept."
+    if result.log.diverged:
+        return (
+            f"caffe exited with {result.exit_code} after the loss became NaN: training "
+            "diverged. Lower base_lr (try a tenth), or clip gradients (clip_gradients: 10)."
+        )
+    if train_plan.weights and any(marker in text for marker in _BAD_WEIGHTS):
+        return (
+            f"caffe exited with {result.exit_code}: --weights {','.join(train_plan.weights)} "
+            "is not a Caffe model Caffe can read. Pass a .caffemodel (or .caffemodel.h5) "
+            "written by Caffe, e.g. a snapshot of an earlier run."
+        )
+    if "Cannot copy param" in text:
+        return (
+            f"caffe exited with {result.exit_code}: the --weights come from a net whose layer "
+            "of the same name has other shapes (see 'Cannot copy param' above). Rename the "
+            "layers you changed, so that Caffe initialises them instead of copying."
+        )
     if any(marker in text for marker in _NO_GPU_ERRORS):
         gpu = (
             "it was given --gpu, but the container sees no usable GPU: check nvidia-smi on "
@@ -162,16 +232,59 @@ def explain_failure(result: runs.RunResult, train_plan: TrainPlan) -> str:
     return f"caffe exited with {result.exit_code}; the log above shows why."
 
 
-def summary(result: runs.RunResult) -> str:
+def _resume_hint(result: runs.RunResult, train_plan: TrainPlan) -> str:
+    states = result.log.solverstates()
+    solver = train_plan.solver.path.relative_to(train_plan.solver.cwd)
+    if not states:
+        return "No snapshot was written: a new run starts from the beginning."
+    return f"Resume it with: caffebox train {solver} --snapshot '{states[-1]}' (or --resume)."
+
+
+def outcome(result: runs.RunResult, train_plan: TrainPlan) -> tuple[int, str]:
+    """The exit status and the closing paragraph: a run that did not finish never exits 0."""
+    log, max_iter = result.log, train_plan.solver.max_iter
+    where = f"at iteration {log.iteration} of {max_iter}"
+    if result.interrupted:
+        name = "Ctrl-C" if result.stop_signal == signal.SIGINT else (
+            signal.Signals(result.stop_signal).name
+        )  # fmt: skip
+        return 128 + result.stop_signal, (
+            f"stopped by {name} {where}, before max_iter. " + _resume_hint(result, train_plan)
+        )
+    if result.exit_code != 0:
+        return result.exit_code, explain_failure(result, train_plan)
+    if not log.done:
+        return 1, (
+            f"caffe exited with 0 {where} without reporting 'Optimization Done.': training did "
+            "not finish (the log above shows where it ended). " + _resume_hint(result, train_plan)
+        )
+    if train_plan.weights and not log.finetuned_from:
+        return 1, (
+            f"--weights {','.join(train_plan.weights)} were given, but the log shows no "
+            "'Finetuning from': this image's Caffe trained from scratch without loading them. "
+            "Use a caffebox image (its 'caffebox train' fine-tunes through pycaffe)."
+        )
+    if log.diverged:
+        return 1, (
+            "loss is NaN at the end of training: it diverged. Lower base_lr (try a tenth), "
+            "or clip gradients (clip_gradients: 10)."
+        )
+    return 0, ""
+
+
+def summary(result: runs.RunResult, max_iter: int = 0) -> str:
     """The outcome in two lines: final loss, test outputs, snapshots."""
     log = result.log
-    parts = [f"caffebox: finished at iteration {log.iteration}"]
+    finished = log.done and not result.interrupted and result.exit_code == 0
+    of = f" of {max_iter}" if max_iter else ""
+    verb = "finished" if finished else "stopped"
+    parts = [f"caffebox: {verb} at iteration {log.iteration}{of}"]
     if log.loss is not None:
-        parts.append(f"loss {log.loss:.4g}")
+        parts.append("loss is NaN" if log.diverged else f"loss {format_value(log.loss)}")
     tests = log.final_test()
     if tests:
-        parts.append("test " + ", ".join(f"{k} {v:.4g}" for k, v in tests.items()))
+        parts.append("test " + ", ".join(f"{k} {format_value(v)}" for k, v in tests.items()))
     line = "; ".join(parts)
     if log.snapshots:
-        line += f"\ncaffebox: snapshots: {', '.join(log.snapshots[-2:])}"
+        line += "\ncaffebox: snapshots: " + ", ".join(f"'{s}'" for s in log.snapshots[-2:])
     return line

@@ -51,7 +51,8 @@ def test_cuda_base_names_the_cudas_it_makes():
 def test_cuda13_wheels_form_one_toolkit():
     # One CUDA 13.0 family: nvcc, its crt/nvvm and the runtime must agree, or nvcc breaks.
     pins = dict(
-        line.split("==") for line in (paths.DOCKER_DIR / "cuda13-wheels.txt").read_text().split()
+        line.split("==")
+        for line in (paths.DOCKER_DIR / "cuda13-wheels.txt").read_text().split()
         if "==" in line
     )
     toolkit = ("nvidia-cuda-nvcc", "nvidia-cuda-crt", "nvidia-nvvm", "nvidia-cuda-runtime",

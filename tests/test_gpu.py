@@ -121,8 +121,10 @@ def project(tmp_path):
         'layer { name: "d" type: "Python" top: "x" python_param { module: "m" layer: "L" } }\n'
     )
     (tmp_path / "plain.prototxt").write_text('layer { name: "d" type: "Input" top: "x" }\n')
-    (tmp_path / "py_solver.prototxt").write_text('net: "py.prototxt"\nsolver_mode: GPU\n')
-    (tmp_path / "plain_solver.prototxt").write_text('net: "plain.prototxt"\n')
+    (tmp_path / "py_solver.prototxt").write_text(
+        'net: "py.prototxt"\nsolver_mode: GPU\nmax_iter: 10\n'
+    )
+    (tmp_path / "plain_solver.prototxt").write_text('net: "plain.prototxt"\nmax_iter: 10\n')
     return tmp_path
 
 

@@ -35,7 +35,7 @@ def test_gradcheck_on_pycaffe_agrees_with_standin(image, layer, shapes, param_st
         "--image", image,
     )  # fmt: skip
     on_host = subprocess.run(
-        [sys.executable, "-m", "layers.testing.gradcheck", layer, *_inputs(shapes),
+        [sys.executable, "-m", "layers.testing", layer, *_inputs(shapes),
          "--param-str", param_str, "--backend", "standin"],
         cwd=ROOT, capture_output=True, text=True,
         env={**os.environ, "PYTHONPATH": f"{ROOT}:{ROOT / FIXTURES}"},

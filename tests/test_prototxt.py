@@ -1,6 +1,10 @@
 """The protobuf text-format reader."""
 
+import re
+
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from caffebox.prototxt import ParseError, parse
 
@@ -31,10 +35,43 @@ def test_escapes_and_adjacent_strings():
 
 
 def test_missing_brace_is_reported():
-    with pytest.raises(ParseError, match="closing brace"):
+    with pytest.raises(ParseError, match="no closing brace"):
         parse("layer { name: 'x'")
 
 
 def test_garbage_names_the_line():
     with pytest.raises(ParseError, match="line 2"):
         parse("a: 1\n: 2\n")
+
+
+def test_unterminated_list_names_its_line():
+    with pytest.raises(ParseError, match=r"line 2: the list of 'test_iter' has no closing"):
+        parse("a: 1\ntest_iter: [1, 2\n")
+
+
+def test_mismatched_closing_brace():
+    with pytest.raises(ParseError, match=r"line 1: '>' closes a block opened with '\{'"):
+        parse("layer { name: 'x' >")
+
+
+def test_unclosed_block_names_where_it_opened():
+    with pytest.raises(ParseError, match=r"line 2: the block opened here"):
+        parse("a: 1\nlayer <\n name: 'x'\n")
+
+
+# Text made of protobuf's own pieces finds more of the parser's paths than random text.
+_PIECES = st.sampled_from(
+    ["{", "}", "<", ">", "[", "]", ":", ",", ";", "name", "layer", "1", "-2.5e3", "CPU",
+     '"s"', "'t'", '"un', "# c\n", "\n", " ", "\\"]
+)  # fmt: skip
+
+
+@given(st.one_of(st.text(max_size=200), st.lists(_PIECES, max_size=40).map("".join)))
+@settings(max_examples=600, deadline=None)
+def test_any_text_parses_or_names_the_line(text):
+    try:
+        result = parse(text)
+    except ParseError as exc:
+        assert re.match(r"line \d+: ", str(exc)), str(exc)
+    else:
+        assert isinstance(result, dict)

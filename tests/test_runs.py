@@ -1,5 +1,6 @@
 """The container a run gets, as plain data: user, mounts, env, network, security."""
 
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -11,31 +12,37 @@ from caffebox.errors import CaffeboxError
 @pytest.fixture
 def project(tmp_path):
     (tmp_path / "net.prototxt").write_text("")
-    (tmp_path / "solver.prototxt").write_text('net: "net.prototxt"\nsnapshot_prefix: "s/x"\n')
+    (tmp_path / "solver.prototxt").write_text(
+        'net: "net.prototxt"\nsnapshot_prefix: "s/x"\nmax_iter: 100\n'
+    )
     (tmp_path / "mylayers").mkdir()
     return tmp_path
 
 
-def test_container_options(project):
+def _mount_modes(opts):
+    return {m["Target"]: (m["Source"], m["ReadOnly"]) for m in opts["mounts"]}
+
+
+def test_container_options(project, tmp_path_factory):
+    outside = tmp_path_factory.mktemp("outside")
     spec = runs.RunSpec(
         image="caffebox:cpu",
         command=["caffe", "train", "-solver", "solver.prototxt"],
         cwd=project,
-        layer_dirs=[project / "mylayers"],
+        layer_dirs=[outside],
         uid=1234,
         gid=5678,
     )
     opts = runs.container_options(spec)
     assert opts["user"] == "1234:5678"
     assert opts["working_dir"] == str(project)
-    assert opts["volumes"][str(project)] == {"bind": str(project), "mode": "rw"}
-    assert opts["volumes"][str(project / "mylayers")] == {
-        "bind": str(project / "mylayers"),
-        "mode": "ro",
-    }
-    assert opts["volumes"][str(paths.LAYERS_DIR)] == {"bind": paths.IMAGE_LAYERS_DIR, "mode": "ro"}
+    assert opts["init"] is True  # Caffe is not PID 1: its crash handlers end the container
+    mounts = _mount_modes(opts)
+    assert mounts[str(project)] == (str(project), False)
+    assert mounts[str(outside)] == (str(outside), True)
+    assert mounts[paths.IMAGE_LAYERS_DIR] == (str(paths.LAYERS_DIR), True)
     assert opts["environment"]["PYTHONPATH"].split(":") == [
-        str(project / "mylayers"),
+        str(outside),
         paths.IMAGE_CAFFE_PYTHON,
         paths.IMAGE_PYDEPS,
         paths.IMAGE_LAYERS_ROOT,
@@ -49,29 +56,85 @@ def test_container_options(project):
     assert opts["labels"] == {runs.RUN_LABEL: "1"}
 
 
+@pytest.mark.parametrize("layers", [".", "mylayers"])
+def test_layers_inside_the_project_stay_writable(project, layers):
+    """--layers . (the README's own example) once made the whole project read-only."""
+    folder = (project / layers).resolve()
+    spec = runs.RunSpec(image="i", command=["x"], cwd=project, layer_dirs=[folder])
+    opts = runs.container_options(spec)
+    mounts = _mount_modes(opts)
+    assert mounts[str(project)] == (str(project), False)
+    assert [m for m in opts["mounts"] if m["ReadOnly"] and m["Source"] == str(folder)] == []
+    assert opts["environment"]["PYTHONPATH"].split(":")[0] == str(folder)
+
+
+def test_layers_named_like_the_checkout_keep_both_mounts(tmp_path):
+    """The user's --layers and caffebox's own layers/ are different mounts, whatever the key."""
+    spec = runs.RunSpec(
+        image="i", command=["x"], cwd=tmp_path, layer_dirs=[paths.LAYERS_DIR.resolve()]
+    )
+    mounts = _mount_modes(runs.container_options(spec))
+    assert mounts[str(paths.LAYERS_DIR.resolve())][1] is True
+    assert mounts[paths.IMAGE_LAYERS_DIR] == (str(paths.LAYERS_DIR), True)
+
+
 def test_missing_layers_dir(project):
     with pytest.raises(CaffeboxError, match="--layers nope"):
         runs.check_layer_dirs(["nope"], project)
 
 
 def test_train_plan_command_and_paths(project):
+    plan = training.plan(
+        training.TrainOptions(solver="solver.prototxt", image="img", layer_dirs=["mylayers"]),
+        cwd=project,
+    )
+    assert plan.spec.command == ["caffe", "train", "-solver", str(project / "solver.prototxt")]
+    assert plan.spec.layer_dirs == [project / "mylayers"]
+    assert not (project / "s").exists(), "planning must not touch the user's tree"
+    with plan.lock():
+        assert (project / "s").is_dir()
+    assert not (project / "s").exists(), "an empty snapshot folder we made is removed again"
+
+
+def test_weights_fine_tune_through_pycaffe(project):
+    """Forks' caffe tools may ignore -weights; caffebox fine-tunes through pycaffe."""
     (project / "w.caffemodel").write_bytes(b"")
     plan = training.plan(
-        training.TrainOptions(
-            solver="solver.prototxt", image="img", layer_dirs=["mylayers"], weights="w.caffemodel"
-        ),
+        training.TrainOptions(solver="solver.prototxt", image="img", weights="w.caffemodel"),
         cwd=project,
     )
     assert plan.spec.command == [
-        "caffe",
-        "train",
-        "-solver",
-        str(project / "solver.prototxt"),
-        "-weights",
-        str(project / "w.caffemodel"),
-    ]
-    assert plan.spec.layer_dirs == [project / "mylayers"]
-    assert (project / "s").is_dir()
+        "python3", "-m", "layers.solve", "--solver", str(project / "solver.prototxt"),
+        "--weights", str(project / "w.caffemodel"),
+    ]  # fmt: skip
+    assert plan.weights == [str(project / "w.caffemodel")]
+
+
+@pytest.mark.parametrize("line", ["max_iter: 0", "max_iter: -5", ""])
+def test_max_iter_must_be_positive(project, line):
+    (project / "solver.prototxt").write_text(f'net: "net.prototxt"\n{line}\n')
+    with pytest.raises(CaffeboxError, match="train no iteration at all"):
+        training.plan(training.TrainOptions(solver="solver.prototxt", image="i"), cwd=project)
+
+
+def test_earlier_snapshots_are_not_overwritten(project):
+    (project / "s").mkdir()
+    (project / "s" / "x_iter_100.caffemodel").write_text("")
+    options = training.TrainOptions(solver="solver.prototxt", image="i")
+    with pytest.raises(CaffeboxError, match=r"x_iter_100.caffemodel\) .*--resume.*--overwrite"):
+        training.plan(options, cwd=project)
+    training.plan(replace(options, overwrite=True), cwd=project)
+
+
+def test_second_run_on_the_same_prefix_is_refused(project):
+    plan = training.plan(training.TrainOptions(solver="solver.prototxt", image="i"), cwd=project)
+    with plan.lock() as path:
+        assert path.name == "x.caffebox-lock"
+        with pytest.raises(CaffeboxError, match=r"Another caffebox run \(pid \d+\) is writing"):
+            with plan.lock():
+                pass
+    with plan.lock():  # released when the first run ended
+        pass
 
 
 def test_resume_picks_latest_state(project):

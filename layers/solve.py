@@ -1,0 +1,78 @@
+"""`caffe train -weights` in pycaffe: fine-tuning that works on every Caffe fork.
+
+Some forks' `caffe` tool accepts -weights and never loads them (the PyPI tree
+brocolli-caffe 9.0.2 does this): training silently starts from scratch. caffebox runs
+fine-tuning here instead, the way BVLC's tool does it: the solver, then each weights
+file copied into the train and test nets ("Finetuning from ..."), then Caffe's own
+Solve. Ctrl-C, SIGTERM and SIGHUP snapshot and stop at the next `display` boundary, as
+the caffe tool's SIGINT handling does.
+
+    python3 -m layers.solve --solver solver.prototxt --weights a.caffemodel[,b.caffemodel]
+"""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+from collections.abc import Sequence
+
+
+def _log(message: str) -> None:
+    print(f"caffebox solve: {message}", file=sys.stderr, flush=True)
+
+
+def solver_mode(solver_file: str) -> str:
+    """CPU or GPU, as the solver file says (Caffe's default is GPU)."""
+    from caffe.proto import caffe_pb2
+    from google.protobuf import text_format
+
+    param = caffe_pb2.SolverParameter()
+    with open(solver_file) as f:
+        text_format.Merge(f.read(), param)
+    return "CPU" if param.solver_mode == caffe_pb2.SolverParameter.CPU else "GPU"
+
+
+def run(solver_file: str, weights: list[str], gpu: int | None = None) -> int:
+    """Fine-tune; 0 when done or stopped by a signal (after a snapshot), as `caffe train`."""
+    import caffe
+
+    if gpu is not None or solver_mode(solver_file) == "GPU":
+        caffe.set_device(gpu or 0)
+        caffe.set_mode_gpu()
+    else:
+        caffe.set_mode_cpu()
+    stop: list[int] = []
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, lambda signum, _frame: stop.append(signum))
+    solver = caffe.get_solver(solver_file)
+    for path in weights:
+        _log(f"Finetuning from {path}")
+        solver.net.copy_from(path)
+        for net in solver.test_nets:
+            net.copy_from(path)
+    max_iter = int(solver.param.max_iter)
+    chunk = max(1, int(solver.param.display) or 100)
+    # Step in chunks so a signal is seen between them; Caffe's Solve does the last
+    # chunk and what follows the loop (final snapshot, loss, test, "Optimization Done.").
+    while max_iter - solver.iter > chunk and not stop:
+        solver.step(chunk)
+    if stop:
+        solver.snapshot()
+        _log("Optimization stopped early.")
+        return 0
+    solver.solve()
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="layers.solve", description=__doc__.split("\n")[0])
+    parser.add_argument("--solver", required=True)
+    parser.add_argument("--weights", required=True, help="comma-separated .caffemodel files")
+    parser.add_argument("--gpu", type=int, default=None)
+    args = parser.parse_args(argv)
+    return run(args.solver, [w for w in args.weights.split(",") if w], args.gpu)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,54 @@
+"""Shared by the bad-input tests: a digits project to break, and its fingerprint.
+
+Every bad input must end with one paragraph, a non-zero exit, no traceback of
+caffebox's code, no container left and no user file changed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+# The `caffebox` command, run from whatever folder the test chooses.
+CAFFEBOX = [
+    sys.executable, "-c",
+    "import sys; from caffebox.cli import program; program.run(['caffebox', *sys.argv[1:]])",
+]  # fmt: skip
+
+
+def digits_project(dest: Path) -> Path:
+    """The digits example, as a user's project folder."""
+    shutil.copytree(ROOT / "examples" / "digits", dest / "examples" / "digits")
+    return dest
+
+
+def fingerprint(folder: Path) -> dict[str, str]:
+    """Every file and folder under `folder` with its content hash: any change shows."""
+    found = {}
+    for path in sorted(folder.rglob("*")):
+        rel = str(path.relative_to(folder))
+        if path.is_dir():
+            found[rel + "/"] = "dir"
+        elif path.is_file():
+            found[rel] = hashlib.sha256(path.read_bytes()).hexdigest()
+    return found
+
+
+def caffebox(*args: str, cwd: Path, env: dict[str, str] | None = None, timeout: float = 900):
+    """Run the `caffebox` command in `cwd`; returns the CompletedProcess."""
+    return subprocess.run(
+        [*CAFFEBOX, *args], cwd=cwd, capture_output=True, text=True, env=env, timeout=timeout
+    )
+
+
+def assert_one_paragraph(done: subprocess.CompletedProcess, code: int, message: str) -> None:
+    import re
+
+    assert done.returncode == code, (done.returncode, done.stdout[-2000:], done.stderr[-3000:])
+    assert re.search(message, done.stderr), done.stderr[-3000:]
+    own = [line for line in done.stderr.splitlines() if "caffebox/" in line and "File " in line]
+    assert "Traceback (most recent call last)" not in done.stderr or not own, done.stderr

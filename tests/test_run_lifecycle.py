@@ -1,0 +1,199 @@
+"""A run's life on a fake engine: signals, the bounded wait, engine refusals, removal."""
+
+from __future__ import annotations
+
+import io
+import os
+import signal
+import threading
+import time
+
+import docker
+import pytest
+
+from caffebox import runs, training
+from caffebox.caffelog import TrainingLog
+from caffebox.errors import CaffeboxError
+
+
+class FakeContainer:
+    """Prints `lines`, then trains on until a signal; SIGINT makes it snapshot and stop
+    unless `deaf`, SIGKILL always ends it."""
+
+    def __init__(self, lines: list[str], deaf: bool = False, start_error=None, forever=True):
+        self.lines, self.deaf, self.start_error, self.forever = lines, deaf, start_error, forever
+        self.killed: list[int] = []
+        self.removed = False
+        self.ended = threading.Event()
+
+    def start(self):
+        if self.start_error:
+            raise self.start_error
+
+    def logs(self, stream: bool, follow: bool):
+        for line in self.lines:
+            yield (line + "\n").encode()
+        if self.forever:
+            self.ended.wait(30)
+        if self.killed[:1] == [signal.SIGINT] and not self.deaf:
+            yield b"I1126 solver.cpp:464] Snapshotting solver state to binary proto file "
+            yield b"my snaps/d_iter_300.solverstate\nI1126 caffe.cpp:259] Optimization stopped"
+            yield b" early.\n"
+
+    def kill(self, signal: int = signal.SIGKILL):
+        self.killed.append(signal)
+        if signal == 9 or not self.deaf:
+            self.ended.set()
+
+    def wait(self):
+        return {"StatusCode": 137 if signal.SIGKILL in self.killed else 0}
+
+    def remove(self, force: bool = False):
+        self.removed = True
+
+
+class FakeClient:
+    def __init__(self, container: FakeContainer, create_error=None):
+        self.container, self.create_error = container, create_error
+        self.containers = self
+
+    def create(self, **options):
+        if self.create_error:
+            raise self.create_error
+        assert options["init"] is True
+        return self.container
+
+
+SPEC = runs.RunSpec(image="img", command=["caffe"], cwd=runs.Path("/tmp"), project_layers=None)
+TRAINING = ["I1126 solver.cpp:218] Iteration 300 (50 iter/s), loss = 0.5"]
+
+
+def _signal_soon(sig: int, delay: float = 0.3) -> None:
+    threading.Timer(delay, os.kill, (os.getpid(), sig)).start()
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM, signal.SIGHUP])
+def test_a_stop_signal_asks_caffe_to_snapshot_and_removes_the_container(sig):
+    """SIGTERM/SIGHUP once exited caffebox and left Caffe training in its container."""
+    container = FakeContainer(TRAINING)
+    out = io.StringIO()
+    _signal_soon(sig)
+    result = runs.run(FakeClient(container), SPEC, max_iter=1000, out=out)
+    assert container.killed == [signal.SIGINT]  # Caffe's own "snapshot, then stop"
+    assert container.removed
+    assert result.stop_signal == sig and result.exit_code == 0
+    assert result.log.solverstates() == ["my snaps/d_iter_300.solverstate"]
+    text = out.getvalue()
+    assert "asking Caffe to snapshot and stop" in text
+    assert text.count("Iteration 300") == 1, "log lines must not be printed twice"
+    assert signal.getsignal(sig) is not None  # handlers restored
+
+
+def test_caffe_that_ignores_the_request_is_killed_after_the_grace_period():
+    container = FakeContainer(TRAINING, deaf=True)
+    _signal_soon(signal.SIGTERM)
+    started = time.monotonic()
+    result = runs.run(FakeClient(container), SPEC, out=io.StringIO(), grace=0.5)
+    assert container.killed == [signal.SIGINT, signal.SIGKILL]
+    assert time.monotonic() - started < 10
+    assert result.exit_code == 137 and container.removed
+
+
+def test_a_second_signal_kills_at_once():
+    container = FakeContainer(TRAINING, deaf=True)
+    _signal_soon(signal.SIGINT, 0.2)
+    _signal_soon(signal.SIGINT, 0.6)
+    runs.run(FakeClient(container), SPEC, out=io.StringIO(), grace=60)
+    assert container.killed == [signal.SIGINT, signal.SIGKILL]
+
+
+@pytest.mark.parametrize("where", ["create", "start"])
+def test_engine_refusal_is_one_paragraph_and_leaves_no_container(where):
+    error = docker.errors.APIError("boom", explanation="OCI runtime create failed: no python3")
+    container = FakeContainer([], start_error=error if where == "start" else None)
+    client = FakeClient(container, create_error=error if where == "create" else None)
+    with pytest.raises(CaffeboxError, match="refused to start a container from img: OCI"):
+        runs.run(client, SPEC, out=io.StringIO())
+    assert container.removed == (where == "start")
+
+
+def _plan(tmp_path, **options):
+    (tmp_path / "net.prototxt").write_text("")
+    (tmp_path / "solver.prototxt").write_text(
+        'net: "net.prototxt"\nmax_iter: 1000\nsnapshot_prefix: "my snaps/d"\n'
+    )
+    return training.plan(
+        training.TrainOptions(solver="solver.prototxt", image="i", **options), cwd=tmp_path
+    )
+
+
+def _result(lines: list[str], exit_code: int = 0, stop_signal: int = 0) -> runs.RunResult:
+    log = TrainingLog()
+    for line in lines:
+        log.feed(line)
+    return runs.RunResult(exit_code=exit_code, log=log, tail=lines, stop_signal=stop_signal)
+
+
+STOPPED = [
+    *TRAINING,
+    "Snapshotting solver state to binary proto file my snaps/d_iter_300.solverstate",
+    "Optimization stopped early.",
+]
+DONE = [*TRAINING, "I1126 caffe.cpp:259] Optimization Done."]
+
+
+@pytest.mark.parametrize(
+    ("sig", "code", "name"),
+    [(signal.SIGINT, 130, "Ctrl-C"), (signal.SIGTERM, 143, "SIGTERM"), (signal.SIGHUP, 129, "")],
+)
+def test_an_interrupted_run_never_exits_0(tmp_path, sig, code, name):
+    """Ctrl-C once exited 0 with "finished at iteration 1300"."""
+    result = _result(STOPPED, stop_signal=sig)
+    got, message = training.outcome(result, _plan(tmp_path))
+    assert got == code
+    assert f"stopped by {name}" in message and "at iteration 300 of 1000" in message
+    assert "--snapshot 'my snaps/d_iter_300.solverstate'" in message
+    assert training.summary(result, 1000).startswith("caffebox: stopped at iteration 300 of 1000")
+
+
+def test_exit_0_without_optimization_done_is_a_failure(tmp_path):
+    code, message = training.outcome(_result(TRAINING), _plan(tmp_path))
+    assert code == 1 and "did not finish" in message
+
+
+def test_weights_that_the_log_never_loaded_fail(tmp_path):
+    (tmp_path / "w.caffemodel").write_bytes(b"x")
+    plan = _plan(tmp_path, weights="w.caffemodel")
+    code, message = training.outcome(_result(DONE), plan)
+    assert code == 1 and "no 'Finetuning from'" in message
+    loaded = ["caffebox solve: Finetuning from /p/w.caffemodel", *DONE]
+    assert training.outcome(_result(loaded), plan) == (0, "")
+
+
+def test_nan_loss_is_shown_and_fails(tmp_path):
+    lines = ["I1126 solver.cpp:218] Iteration 20 (1 iter/s), loss = nan", DONE[-1]]
+    result = _result(lines)
+    assert "loss is NaN" in training.summary(result, 1000)
+    code, message = training.outcome(result, _plan(tmp_path))
+    assert code == 1 and "diverged" in message
+    crashed = _result([*lines, "double free or corruption (out)"], exit_code=134)
+    assert "became NaN" in training.outcome(crashed, _plan(tmp_path))[1]
+
+
+def test_summary_keeps_snapshot_paths_with_spaces():
+    lines = [
+        *DONE,
+        "Snapshotting to binary proto file my snaps/d_iter_1000.caffemodel",
+        "Snapshotting solver state to binary proto file my snaps/d_iter_1000.solverstate",
+    ]
+    text = training.summary(_result(lines), 1000)
+    assert "'my snaps/d_iter_1000.caffemodel', 'my snaps/d_iter_1000.solverstate'" in text
+
+
+def test_wrong_class_name_gets_its_own_hint(tmp_path):
+    tail = [
+        "Traceback (most recent call last):",
+        "AttributeError: module 'my_layers' has no attribute 'Scal'",
+    ]
+    message = training.explain_failure(_result(tail, exit_code=1), _plan(tmp_path))
+    assert "has no class of the name" in message and "did not import" not in message
