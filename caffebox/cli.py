@@ -421,6 +421,30 @@ def cuda_base(c: Context, tag: str = "", base: str = "", cuda: str = "13") -> No
     )  # fmt: skip
 
 
+@task(
+    help={
+        "image": "The image to export, e.g. caffebox:cpu.",
+        "out": "The file to write, NAME.tar.zst.",
+        "without_cuda_libs": "Leave out cudart, cuBLAS, cuDNN, cuRAND and NCCL: the host's are "
+        "used (caffebox-run finds them).",
+        "level": "zstd compression level (default 10; 19 is smaller and much slower).",
+    }
+)
+@friendly
+def export(
+    c: Context, image: str, out: str, without_cuda_libs: bool = False, level: int = 10
+) -> None:
+    """Write an image's root filesystem as a .tar.zst for ch-run, Apptainer or chroot."""
+    from caffebox import engine
+    from caffebox import export as exporter
+
+    target = Path(out).resolve()
+    report = exporter.export(
+        engine.connect(), image, target, without_cuda_libs=without_cuda_libs, level=level
+    )
+    print(exporter.describe(report, target))
+
+
 namespace = Collection(
     config,
     base_image,
@@ -431,6 +455,7 @@ namespace = Collection(
     gradcheck,
     test_layers,
     python,
+    export,
     test,
 )
 namespace.configure(DEFAULTS)

@@ -1,0 +1,252 @@
+"""`caffebox export`: an image's root filesystem as a .tar.zst for hosts without Docker.
+
+Clusters run unprivileged runtimes (Charliecloud's ch-run, Apptainer's --sandbox) or
+chroot, none of which read an image's ENV. The export adds `caffebox-run`, a shell
+entry that sets what the image's ENV sets, so `caffebox-run caffe train ...` behaves
+as in Docker. `--without-cuda-libs` leaves out the CUDA toolkit libraries (cudart,
+cuBLAS, cuDNN, cuRAND, NCCL) so the host's own are used; the driver is always the host's.
+"""
+
+from __future__ import annotations
+
+import io
+import re
+import shlex
+import sys
+import tarfile
+import time
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any
+
+import docker
+
+from caffebox.errors import CaffeboxError
+
+ENTRY = "usr/local/bin/caffebox-run"
+# Charliecloud reads an image's environment from here (ch-run --set-env).
+CH_ENVIRONMENT = "ch/environment"
+# Shared objects of the CUDA toolkit that the host provides with --without-cuda-libs.
+CUDA_LIBRARIES = re.compile(r"^lib(cudart|cublas|cublasLt|cudnn\w*|curand|nccl)\.so(\.|$)")
+# Where the entry script looks for the host's CUDA libraries, after $LD_LIBRARY_PATH.
+CUDA_SEARCH = (
+    "/usr/local/cuda/lib64",
+    "/usr/local/cuda/lib",
+    "/usr/lib/x86_64-linux-gnu",
+    "/usr/lib64",
+)
+# Inside the container, NVIDIA's pip wheels are found where the user binds them.
+WHEEL_GLOBS = ("/opt/nvidia/*/lib", "/usr/local/lib/python3*/*-packages/nvidia/*/lib")
+
+
+def is_cuda_library(name: str) -> bool:
+    """True for a CUDA toolkit library file or symlink (not the driver's libcuda.so)."""
+    return bool(CUDA_LIBRARIES.match(Path(name).name))
+
+
+def entry_script(
+    image: str,
+    env: Iterable[str],
+    cuda_from_host: bool,
+    search: Iterable[str] = CUDA_SEARCH,
+    wheel_globs: Iterable[str] = WHEEL_GLOBS,
+) -> str:
+    """The `caffebox-run` shell script: the image's ENV, a usable HOME, the host's CUDA."""
+    lines = [
+        "#!/bin/sh",
+        f"# caffebox-run: made by 'caffebox export' from {image}.",
+        "# Sets what the image's ENV sets, then runs the command: caffebox-run caffe train ...",
+        "set -e",
+    ]
+    for item in env:
+        name, _, value = item.partition("=")
+        if name and name not in ("HOME", "HOSTNAME"):
+            lines.append(f"export {name}={shlex.quote(value)}")
+    lines += [
+        "export PYTHONUNBUFFERED=1",
+        "# An arbitrary uid may have no home, or an unwritable one.",
+        'if [ -z "${HOME:-}" ] || [ ! -d "$HOME" ] || [ ! -w "$HOME" ]; then',
+        '    export HOME="${TMPDIR:-/tmp}"',
+        "fi",
+    ]
+    if cuda_from_host:
+        dirs = " ".join(search)
+        globs = " ".join(wheel_globs)
+        lines += [
+            "# This export has no CUDA libraries: take the host's (bind them in).",
+            'if [ -z "${CAFFEBOX_QUIET:-}" ]; then say() { echo "caffebox-run: $*" >&2; }; '
+            "else say() { :; }; fi",
+            "found=",
+            "IFS_SAVED=$IFS; IFS=:; for d in ${LD_LIBRARY_PATH:-}; do",
+            '    if [ -z "$found" ] && ls "$d"/libcudart.so* >/dev/null 2>&1; then '
+            'found=$d; say "CUDA libraries from LD_LIBRARY_PATH: $d"; fi',
+            "done; IFS=$IFS_SAVED",
+            f'if [ -z "$found" ]; then for d in {dirs}; do',
+            '    if [ -z "$found" ] && ls "$d"/libcudart.so* >/dev/null 2>&1; then '
+            'found=$d; export LD_LIBRARY_PATH="$d${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"; '
+            'say "CUDA libraries from $d"; fi',
+            "done; fi",
+            'if [ -z "$found" ]; then wheels=',
+            f"    for d in {globs}; do",
+            '        if [ -d "$d" ]; then wheels="$wheels${wheels:+:}$d"; fi',
+            "    done",
+            '    if [ -n "$wheels" ]; then found=wheels; '
+            'export LD_LIBRARY_PATH="$wheels${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"; '
+            'say "CUDA libraries from NVIDIA\'s pip wheels: $wheels"; fi',
+            "fi",
+            'if [ -z "$found" ]; then',
+            '    echo "caffebox-run: this export has no CUDA libraries (--without-cuda-libs) and '
+            "none were found: not in LD_LIBRARY_PATH, /usr/local/cuda, or NVIDIA's pip wheels "
+            "(bind e.g. site-packages/nvidia at /opt/nvidia). Bind the host's CUDA 'lib' "
+            'folder into the container and set LD_LIBRARY_PATH to it." >&2',
+            "    exit 127",
+            "fi",
+        ]
+    lines += ['exec "$@"', ""]
+    return "\n".join(lines)
+
+
+class _ChunkReader(io.RawIOBase):
+    """A file object over the engine's export stream (an iterator of byte chunks)."""
+
+    def __init__(self, chunks: Iterable[bytes]) -> None:
+        self._chunks: Iterator[bytes] = iter(chunks)
+        self._pending = b""
+        self.total = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        while not self._pending:
+            try:
+                self._pending = next(self._chunks)
+            except StopIteration:
+                return 0
+        n = min(len(buffer), len(self._pending))
+        buffer[:n] = self._pending[:n]
+        self._pending = self._pending[n:]
+        self.total += n
+        return n
+
+
+@dataclass
+class ExportReport:
+    """What went into the tarball, for the summary line and the README figures."""
+
+    files: int = 0
+    unpacked_bytes: int = 0
+    left_out: list[str] = field(default_factory=list)
+    left_out_bytes: int = 0
+    biggest: dict[str, int] = field(default_factory=dict)
+
+    def count(self, member: tarfile.TarInfo) -> None:
+        self.files += 1
+        self.unpacked_bytes += member.size
+        parts = _clean(member.name).split("/")
+        top = "/" + "/".join(parts[:3]) if parts[0] in ("opt", "usr") else "/" + parts[0]
+        self.biggest[top] = self.biggest.get(top, 0) + member.size
+
+
+def _clean(name: str) -> str:
+    """A member name without a leading './' or '/' (the engine's export has neither)."""
+    while name.startswith(("./", "/")):
+        name = name[1:] if name.startswith("/") else name[2:]
+    return name
+
+
+def _member(name: str, data: bytes, mode: int = 0o644) -> tuple[tarfile.TarInfo, IO[bytes]]:
+    info = tarfile.TarInfo(name)
+    info.size, info.mode, info.mtime = len(data), mode, int(time.time())
+    return info, io.BytesIO(data)
+
+
+def rewrite(
+    source: IO[bytes], target: IO[bytes], extra: dict[str, tuple[bytes, int]], drop_cuda: bool
+) -> ExportReport:
+    """Copy a rootfs tar stream, leaving out CUDA libraries if asked and adding `extra`."""
+    report = ExportReport()
+    with (
+        tarfile.open(fileobj=source, mode="r|") as tin,
+        tarfile.open(fileobj=target, mode="w|", format=tarfile.PAX_FORMAT) as tout,
+    ):
+        for member in tin:
+            name = _clean(member.name)
+            if name in extra or name == ".dockerenv":
+                continue
+            if drop_cuda and (member.isfile() or member.issym()) and is_cuda_library(name):
+                report.left_out.append("/" + name)
+                report.left_out_bytes += member.size
+                continue
+            report.count(member)
+            tout.addfile(member, tin.extractfile(member) if member.isfile() else None)
+        for name, (data, mode) in extra.items():
+            info, body = _member(name, data, mode)
+            report.count(info)
+            tout.addfile(info, body)
+    return report
+
+
+def export(
+    client: docker.DockerClient,
+    image: str,
+    out: Path,
+    without_cuda_libs: bool = False,
+    level: int = 10,
+    log: IO[str] = sys.stdout,
+) -> ExportReport:
+    """Write `image`'s root filesystem with caffebox-run to `out` (.tar.zst)."""
+    import zstandard
+
+    if not out.name.endswith((".tar.zst", ".tzst")):
+        raise CaffeboxError(
+            f"{out}: name the export .tar.zst (it is a zstd-compressed tarball), e.g. "
+            "'caffebox export caffebox:cpu caffebox-cpu.tar.zst'."
+        )
+    if not out.parent.is_dir():
+        raise CaffeboxError(f"{out.parent} is not a folder. Write the export into one that exists.")
+    try:
+        attrs = client.images.get(image).attrs
+    except docker.errors.ImageNotFound:
+        raise CaffeboxError(
+            f"The image {image} is not on this engine. Build it (invoke build-cpu), pull it "
+            "(invoke pull), or name one from 'docker images'."
+        ) from None
+    env = attrs.get("Config", {}).get("Env") or []
+    script = entry_script(image, env, cuda_from_host=without_cuda_libs).encode()
+    ch_env = "".join(f"{e}\n" for e in env if not e.startswith(("HOME=", "HOSTNAME="))).encode()
+    extra = {ENTRY: (script, 0o755), CH_ENVIRONMENT: (ch_env, 0o644)}
+    container = client.containers.create(image, command=["true"], labels={"io.caffebox.run": "1"})
+    partial = out.with_name(out.name + ".partial")
+    try:
+        reader = io.BufferedReader(_ChunkReader(container.export()), buffer_size=1 << 20)
+        compressor = zstandard.ZstdCompressor(level=level, threads=-1)
+        with open(partial, "wb") as raw, compressor.stream_writer(raw, closefd=False) as zout:
+            report = rewrite(reader, zout, extra, drop_cuda=without_cuda_libs)
+        partial.replace(out)
+    finally:
+        container.remove(force=True)
+        partial.unlink(missing_ok=True)
+    return report
+
+
+def describe(report: ExportReport, out: Path) -> str:
+    """The summary: compressed size, unpacked size, what takes the space, what was left out."""
+    mb = 1e6
+    lines = [
+        f"caffebox: wrote {out} ({out.stat().st_size / mb:.0f} MB compressed, "
+        f"{report.unpacked_bytes / mb:.0f} MB unpacked, {report.files} entries)"
+    ]
+    top = sorted(report.biggest.items(), key=lambda kv: -kv[1])[:6]
+    lines.append("caffebox: largest: " + ", ".join(f"{k} {v / mb:.0f} MB" for k, v in top))
+    if report.left_out:
+        lines.append(
+            f"caffebox: left out {len(report.left_out)} CUDA library files "
+            f"({report.left_out_bytes / mb:.0f} MB): the host's are used"
+        )
+    lines.append(
+        f"caffebox: unpack with 'mkdir img && tar --zstd -xf {out.name} -C img', then "
+        "'ch-run -b $PWD img -c $PWD -- caffebox-run caffe train -solver solver.prototxt'"
+    )
+    return "\n".join(lines)

@@ -1,0 +1,197 @@
+"""Bad inputs that only Caffe itself can find, on the real image: the exit status, one
+paragraph, no container left, no user file changed (snapshots aside, where Caffe wrote).
+
+Each row is a row of the README's troubleshooting table of bad inputs.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from caffebox import caffelog
+from caffebox.runs import RUN_LABEL
+
+from .bad_inputs import CAFFEBOX, assert_one_paragraph, caffebox, digits_project, fingerprint
+
+pytestmark = pytest.mark.image
+SOLVER = "examples/digits/solver.prototxt"
+NET = "examples/digits/net.prototxt"
+
+
+def _edit(project: Path, name: str, old: str, new: str) -> None:
+    path = project / name
+    assert old in path.read_text(), f"{old!r} not in {name}"
+    path.write_text(path.read_text().replace(old, new, 1))
+
+
+def _short(project: Path, iters: int = 200) -> None:
+    """A short run: fewer iterations, a test and a snapshot only at the end."""
+    _edit(project, SOLVER, "max_iter: 1500", f"max_iter: {iters}")
+    _edit(project, SOLVER, "test_interval: 500", f"test_interval: {iters}")
+    _edit(project, SOLVER, "snapshot: 500", "snapshot: 0")
+
+
+def _no_containers(engine) -> None:
+    assert not engine.containers.list(all=True, filters={"label": RUN_LABEL})
+
+
+def _wrong_class(p: Path) -> None:
+    _edit(p, NET, 'layer: "ArrayData"', 'layer: "ArrayDat"')
+
+
+def _unknown_bottom(p: Path) -> None:
+    _edit(p, NET, 'bottom: "data"', 'bottom: "dataa"')
+
+
+def _random_weights(p: Path) -> None:
+    (p / "w.caffemodel").write_bytes(os.urandom(4096))
+
+
+def _gpu_solver(p: Path) -> None:
+    _edit(p, SOLVER, "solver_mode: CPU", "solver_mode: GPU")
+
+
+# (id, how to break the project, extra arguments, exit status, what stderr must say)
+ROWS = [
+    ("python-layer-wrong-class", _wrong_class, [], 1,
+     r"has no class of the name the net gives"),
+    ("caffe-check-fails", _unknown_bottom, [], 134,
+     r"caffe exited with 134; the log above shows why"),
+    ("weights-random-bytes", _random_weights, ["--weights", "w.caffemodel"], 134,
+     r"--weights \S+w.caffemodel is not a Caffe model"),
+    ("gpu-solver-on-cpu-image", _gpu_solver, [], 2, r"sets solver_mode: GPU, but \S+ is the CPU"),
+    ("image-missing", None, ["--image", "caffebox-no-such:image"], 2,
+     r"The image caffebox-no-such:image does not exist"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("name", "breaks", "extra", "code", "message"), ROWS,
+                         ids=[r[0] for r in ROWS])  # fmt: skip
+def test_bad_input_in_caffe(tmp_path, engine, image, name, breaks, extra, code, message):
+    project = digits_project(tmp_path)
+    _short(project)
+    if breaks:
+        breaks(project)
+    before = fingerprint(project)
+    args = ["train", SOLVER, *extra] if "--image" in extra else ["train", SOLVER, *extra,
+                                                                  "--image", image]  # fmt: skip
+    done = caffebox(*args, cwd=project, timeout=300)
+    assert_one_paragraph(done, code, message)
+    assert fingerprint(project) == before
+    _no_containers(engine)
+
+
+def test_nan_loss_ends_instead_of_hanging(tmp_path, engine, image):
+    """base_lr 1e6: Caffe once double-freed as PID 1 and the command never returned."""
+    project = digits_project(tmp_path)
+    _short(project)
+    _edit(project, SOLVER, "base_lr: 0.05", "base_lr: 1000000")
+    done = caffebox("train", SOLVER, "--image", image, cwd=project, timeout=300)
+    assert done.returncode in (1, 134), done.stderr[-3000:]
+    assert "loss is NaN" in done.stdout, done.stdout[-2000:]
+    assert re.search(r"(loss became NaN|loss is NaN at the end)", done.stderr), done.stderr
+    _no_containers(engine)
+
+
+def test_engine_refusal_at_start_is_one_paragraph(tmp_path, engine, image):
+    """An image without python3: the engine refuses the start (APIError), once a traceback."""
+    base = "debian:bookworm-slim"  # the test image's base: on the engine, no python3
+    (tmp_path / "s.py").write_text("print('hi')\n")
+    before = fingerprint(tmp_path)
+    done = caffebox("python", "s.py", "--image", base, cwd=tmp_path, timeout=120)
+    assert_one_paragraph(done, 1, r"refused to start a container from \S+: .*python3")
+    assert fingerprint(tmp_path) == before
+    _no_containers(engine)
+
+
+def test_layers_dot_keeps_the_project_writable(tmp_path, engine, image):
+    """`--layers .` once mounted the whole project read-only: no snapshot could be written."""
+    project = digits_project(tmp_path)
+    _short(project)
+    done = caffebox("train", SOLVER, "--layers", ".", "--image", image, cwd=project, timeout=300)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-2000:]
+    assert (project / "snapshots" / "digits_iter_200.caffemodel").is_file()
+    _no_containers(engine)
+
+
+def _train_until(project: Path, image: str, iteration: int) -> tuple[subprocess.Popen, list[str]]:
+    _edit(project, SOLVER, "max_iter: 1500", "max_iter: 1000000")
+    _edit(project, SOLVER, "snapshot: 500", "snapshot: 0")
+    proc = subprocess.Popen(
+        [*CAFFEBOX, "train", SOLVER, "--image", image], cwd=project, text=True,
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+        # A shell starts background jobs with SIGINT ignored, and Python keeps it ignored:
+        # give the child the default, as an interactive terminal would.
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )  # fmt: skip
+    seen = []
+    deadline = time.monotonic() + 120
+    for line in proc.stdout:
+        seen.append(line)
+        if f"Iteration {iteration}," in line or time.monotonic() > deadline:
+            break
+    return proc, seen
+
+
+@pytest.mark.parametrize(("sig", "code"), [(signal.SIGINT, 130), (signal.SIGTERM, 143),
+                                           (signal.SIGHUP, 129)])  # fmt: skip
+def test_stop_signals_snapshot_exit_non_zero_and_remove_the_container(
+    tmp_path, engine, image, sig, code
+):
+    """SIGTERM/SIGHUP once left Caffe training in its container; Ctrl-C once exited 0."""
+    project = digits_project(tmp_path)
+    proc, seen = _train_until(project, image, 300)
+    try:
+        proc.send_signal(sig)
+        rest, _ = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:  # the test failed: leave no training behind
+            proc.kill()
+            for container in engine.containers.list(all=True, filters={"label": RUN_LABEL}):
+                container.remove(force=True)
+    output = "".join(seen) + rest
+    assert proc.returncode == code, output[-3000:]
+    assert "asking Caffe to snapshot and stop" in output
+    assert "Optimization stopped early" in output
+    states = list((project / "snapshots").glob("digits_iter_*.solverstate"))
+    assert len(states) == 1, output[-3000:]
+    assert f"--snapshot 'snapshots/{states[0].name}'" in output
+    assert len(re.findall(r"Optimization stopped early", output)) == 1, "lines printed twice"
+    _no_containers(engine)
+
+
+def test_fine_tuning_loads_the_weights(tmp_path, engine, image):
+    """The test image's caffe tool ignores -weights; caffebox's fine-tuning must not."""
+    project = digits_project(tmp_path)
+    trained = caffebox("train", SOLVER, "--image", image, cwd=project, timeout=300)
+    assert trained.returncode == 0, trained.stderr[-3000:]
+    final = [loss for _, loss in caffelog.parse(trained.stdout).losses[-3:]]
+    tune = project / "examples" / "digits" / "tune.prototxt"
+    tune.write_text(
+        (project / SOLVER).read_text()
+        .replace('snapshot_prefix: "snapshots/digits"', 'snapshot_prefix: "snapshots/tuned"')
+        .replace("max_iter: 1500", "max_iter: 100")
+        .replace("test_interval: 500", "test_interval: 100")
+        .replace("base_lr: 0.05", "base_lr: 0.001")
+    )  # fmt: skip
+    done = caffebox(
+        "train", "examples/digits/tune.prototxt", "--weights",
+        "snapshots/digits_iter_1500.caffemodel", "--image", image, cwd=project, timeout=300,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    assert "Finetuning from" in done.stdout + done.stderr
+    log = caffelog.parse(done.stdout)
+    start = log.losses[0]
+    assert start[0] == 0
+    # From scratch the digits net starts at ln(10) = 2.3; with the weights, where it ended.
+    assert start[1] < max(final) * 2 + 0.05, (start, final)
+    assert log.final_test()["accuracy"] >= 0.95
+    assert (project / "snapshots" / "tuned_iter_100.caffemodel").is_file()
+    _no_containers(engine)

@@ -1,0 +1,107 @@
+"""`caffebox export` without an engine: the tar rewrite and the caffebox-run entry script."""
+
+from __future__ import annotations
+
+import io
+import os
+import subprocess
+import tarfile
+
+import pytest
+
+from caffebox import export
+
+
+def _rootfs() -> bytes:
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as tar:
+        for name, data in [
+            ("usr/local/cuda/lib64/libcudart.so.13.0.96", b"c" * 100),
+            ("usr/local/cuda/lib64/libcublasLt.so.13", b"b" * 50),
+            ("usr/lib/x86_64-linux-gnu/libcudnn_ops.so.9", b"d" * 70),
+            ("usr/lib/x86_64-linux-gnu/libnccl.so.2", b"n" * 20),
+            ("usr/lib/x86_64-linux-gnu/libcuda.so.1", b"driver"),  # the driver's: never ours
+            ("opt/caffe/lib/libcaffe.so.1.0.0", b"caffe"),
+            (".dockerenv", b""),
+        ]:
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+        link = tarfile.TarInfo("usr/local/cuda/lib64/libcudart.so")
+        link.type, link.linkname = tarfile.SYMTYPE, "libcudart.so.13.0.96"
+        tar.addfile(link)
+    return buf.getvalue()
+
+
+@pytest.mark.parametrize("drop", [False, True])
+def test_rewrite_adds_the_entry_and_drops_cuda_only_when_asked(drop):
+    out = io.BytesIO()
+    extra = {export.ENTRY: (b"#!/bin/sh\n", 0o755)}
+    report = export.rewrite(io.BytesIO(_rootfs()), out, extra, drop_cuda=drop)
+    out.seek(0)
+    with tarfile.open(fileobj=out) as tar:
+        names = {m.name: m for m in tar.getmembers()}
+    assert names[export.ENTRY].mode == 0o755
+    assert ".dockerenv" not in names
+    assert "usr/lib/x86_64-linux-gnu/libcuda.so.1" in names
+    assert "opt/caffe/lib/libcaffe.so.1.0.0" in names
+    cuda = {n for n in names if export.is_cuda_library(n)}
+    if drop:
+        assert not cuda
+        assert len(report.left_out) == 5 and report.left_out_bytes == 240
+    else:
+        assert len(cuda) == 5 and not report.left_out
+
+
+def _script(tmp_path, env, cuda_from_host, **where):
+    path = tmp_path / "caffebox-run"
+    path.write_text(export.entry_script("img", env, cuda_from_host, **where))
+    path.chmod(0o755)
+    return path
+
+
+def test_entry_sets_the_image_env_and_a_usable_home(tmp_path):
+    script = _script(tmp_path, ["PATH=/opt/caffe/bin:/usr/bin:/bin", "A=it's $x"], False)
+    done = subprocess.run(
+        [str(script), "sh", "-c", 'echo "$PATH|$A|$HOME"'],
+        env={"HOME": "/nonexistent"}, capture_output=True, text=True,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "/opt/caffe/bin:/usr/bin:/bin|it's $x|/tmp"
+
+
+def test_entry_takes_cuda_from_ld_library_path_and_says_so(tmp_path):
+    libs = tmp_path / "cuda"
+    libs.mkdir()
+    (libs / "libcudart.so.13").write_bytes(b"")
+    script = _script(tmp_path, ["PATH=/usr/bin:/bin"], True)
+    env = {"LD_LIBRARY_PATH": str(libs), "PATH": os.environ["PATH"]}
+    done = subprocess.run([str(script), "true"], env=env, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert f"CUDA libraries from LD_LIBRARY_PATH: {libs}" in done.stderr
+
+
+def test_entry_without_any_cuda_fails_clearly(tmp_path):
+    nowhere = [str(tmp_path / "no-cuda")]
+    script = _script(tmp_path, ["PATH=/usr/bin:/bin"], True, search=nowhere, wheel_globs=nowhere)
+    done = subprocess.run([str(script), "true"], env={}, capture_output=True, text=True)
+    assert done.returncode == 127
+    assert "this export has no CUDA libraries" in done.stderr
+
+
+def test_entry_takes_nvidia_pip_wheels(tmp_path):
+    """The GPU host's CUDA comes from NVIDIA's wheels: site-packages/nvidia/*/lib."""
+    for lib in ("cublas", "cuda_runtime", "cudnn"):
+        (tmp_path / "nvidia" / lib / "lib").mkdir(parents=True)
+    nowhere = [str(tmp_path / "no-cuda")]
+    globs = [str(tmp_path / "nvidia" / "*" / "lib")]
+    script = _script(tmp_path, ["PATH=/usr/bin:/bin"], True, search=nowhere, wheel_globs=globs)
+    done = subprocess.run(
+        [str(script), "sh", "-c", 'echo "$LD_LIBRARY_PATH"'], env={}, capture_output=True,
+        text=True,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert "from NVIDIA's pip wheels" in done.stderr
+    assert sorted(done.stdout.strip().split(":")) == sorted(
+        str(tmp_path / "nvidia" / lib / "lib") for lib in ("cublas", "cuda_runtime", "cudnn")
+    )
