@@ -20,10 +20,10 @@ import caffe  # noqa: E402
 
 LOSSES = {
     "C++ EuclideanLoss": 'type: "EuclideanLoss"',
-    "layers.losses.EuclideanLoss": 'type: "Python" python_param { module: "layers.losses" '
-    'layer: "EuclideanLoss" }',
-    "layers.gpu.EuclideanLossGPU": 'type: "Python" python_param { module: "layers.gpu" '
-    'layer: "EuclideanLossGPU" }',
+    "caffebox_layers.losses.EuclideanLoss": 'type: "Python" python_param { '
+    'module: "caffebox_layers.losses" layer: "EuclideanLoss" }',
+    "caffebox_layers.gpu.EuclideanLossGPU": 'type: "Python" python_param { '
+    'module: "caffebox_layers.gpu" layer: "EuclideanLossGPU" }',
 }
 
 

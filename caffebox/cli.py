@@ -297,7 +297,7 @@ def gradcheck(
             "gradcheck needs the layer's bottoms: add --input NAME=SHAPE for each, e.g. "
             "--input data=2x3x4x4 --input label=2x1."
         )
-    command = ["python3", "-m", "layers.testing", layer, "--backend", "caffe"]
+    command = ["python3", "-m", "caffebox_layers.testing", layer, "--backend", "caffe"]
     for item in input:
         command += ["--input", item]
     command += ["--outputs", str(outputs), "--param-str", param_str, "--step", str(step)]
@@ -361,7 +361,8 @@ def test_layers(
             "e.g. 'invoke test-layers my_layers/tests'."
         )
     folder = target if target.is_dir() else target.parent
-    command = ["python3", "-m", "pytest", "-p", "layers.testing.plugin", "-p", "no:cacheprovider"]
+    command = ["python3", "-m", "pytest", "-p", "caffebox_layers.testing.plugin"]
+    command += ["-p", "no:cacheprovider"]
     command += [str(target), *split_args(pytest_args, "--pytest-args")]
     _run_tool(c, command, [str(folder), *(layers or [])], image, gpu)
 

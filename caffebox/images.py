@@ -63,7 +63,31 @@ def _add_bytes(tar: tarfile.TarFile, name: str, data: bytes, mode: int = 0o644) 
     tar.addfile(info, io.BytesIO(data))
 
 
-def _read_certificates(path: str) -> bytes:
+# Where distributions keep the system CA bundle: Debian/Ubuntu, RHEL/Fedora, Alpine/SUSE.
+SYSTEM_CA_BUNDLES = (
+    "/etc/ssl/certs/ca-certificates.crt",
+    "/etc/pki/tls/certs/ca-bundle.crt",
+    "/etc/pki/ca-trust/extracted/pem/tls-ca-bundle.pem",
+    "/etc/ssl/cert.pem",
+    "/etc/ssl/ca-bundle.pem",
+)
+
+
+def certificates_file(setting: str, candidates: tuple[str, ...] = SYSTEM_CA_BUNDLES) -> str:
+    """The PEM bundle the build hands to git and pip: by default the host's own.
+
+    The first build then works wherever the host's HTTPS works, proxies that intercept
+    TLS included. 'none' (or '') hands none; any other value is a path.
+    """
+    if setting in ("none", ""):
+        return ""
+    if setting != "auto":
+        return setting
+    return next((c for c in candidates if Path(c).is_file()), "")
+
+
+def _read_certificates(setting: str) -> bytes:
+    path = certificates_file(setting)
     if not path:
         return b""
     try:
@@ -71,7 +95,7 @@ def _read_certificates(path: str) -> bytes:
     except OSError as exc:
         raise CaffeboxError(
             f"The CA certificates file {path} (setting ca_certificates) cannot be read "
-            f"({exc.strerror}). Point it at a PEM bundle, or set it to '' to use none."
+            f"({exc.strerror}). Point it at a PEM bundle, or set it to 'none' to use none."
         ) from None
 
 
@@ -80,8 +104,8 @@ def build_context(request: BuildRequest) -> io.BytesIO:
     for needed in (paths.DOCKERFILE, paths.TEMPLATE, paths.LAYERS_DIR):
         if not needed.exists():
             raise CaffeboxError(
-                f"{needed} is missing: caffebox builds from its checkout. Install it with "
-                "'pip install -e .' from a full clone of the repository."
+                f"{needed} is missing from the caffebox installation. Reinstall caffebox "
+                "('pip install --force-reinstall caffebox', or 'pip install .' from a clone)."
             )
     buf = io.BytesIO()
     with tarfile.open(fileobj=buf, mode="w") as tar:
@@ -91,7 +115,7 @@ def build_context(request: BuildRequest) -> io.BytesIO:
         _add_bytes(tar, "build/ca-certificates.crt", _read_certificates(request.ca_certificates))
         tar.add(
             str(paths.LAYERS_DIR),
-            arcname="layers",
+            arcname=paths.LAYERS_PACKAGE,
             filter=lambda ti: None if "__pycache__" in ti.name or ti.name.endswith(".pyc") else ti,
         )
     buf.seek(0)

@@ -33,9 +33,9 @@ DEFAULTS: dict[str, Any] = {
         "caffe_ref": "",
         # Parallel compile jobs in the image build (0 = all cores).
         "jobs": 0,
-        # A PEM bundle of extra CA certificates for git and pip during the build
-        # (for TLS-intercepting proxies); empty = none.
-        "ca_certificates": "",
+        # The CA bundle git and pip trust during the build: 'auto' = the host's system
+        # bundle (so TLS-intercepting proxies the host trusts work), 'none', or a path.
+        "ca_certificates": "auto",
         # Debian mirror for `base-image` when the base cannot be pulled.
         "debian_mirror": DEFAULT_MIRROR,
     }

@@ -130,13 +130,13 @@ def plan(options: TrainOptions, cwd: Path | None = None) -> TrainPlan:
     several = gpu_list == ["all"] or len(gpu_list) > 1
     if several and solver.python_layers():
         # The caffe binary refuses Python layers on several GPUs: one process per GPU.
-        command = ["python3", "-m", "layers.parallel", "--solver", str(solver.path)]
+        command = ["python3", "-m", "caffebox_layers.parallel", "--solver", str(solver.path)]
         command += ["--gpus", gpus.caffe_gpu_flag(gpu_list)]
         command += ["--weights", weights] if weights else []
         command += ["--snapshot", state] if state else []
     elif weights and not several:
         # Some forks' caffe tool ignores -weights: fine-tune through pycaffe everywhere.
-        command = ["python3", "-m", "layers.solve", "--solver", str(solver.path)]
+        command = ["python3", "-m", "caffebox_layers.solve", "--solver", str(solver.path)]
         command += ["--weights", weights]
         command += ["--gpu", "0"] if gpu_list else []
     else:

@@ -1,18 +1,19 @@
 """caffebox's Python layers package, importable as `layers` inside every image.
 
-Layer modules (``layers.data`` ...) import caffe; this package itself does not,
+Layer modules (``caffebox_layers.data`` ...) import caffe; this package itself does not,
 so its helpers work on any machine:
 
-- ``layers.params``: one parser for ``param_str`` (dict literal, JSON or YAML).
-- ``layers.check_gradient``: the numerical gradient check (``layers.testing``).
+- ``caffebox_layers.params``: one parser for ``param_str`` (dict literal, JSON or YAML).
+- ``layers.check_gradient``: the numerical gradient check (``caffebox_layers.testing``).
 
-Library layers: ``layers.data.ArrayData``, ``layers.losses.EuclideanLoss``,
-``layers.affine.ChannelAffine``, ``layers.stats.MovingAverage``.
+Library layers: ``caffebox_layers.data.ArrayData``, ``caffebox_layers.losses.EuclideanLoss``,
+``caffebox_layers.affine.ChannelAffine``, ``caffebox_layers.stats.MovingAverage``.
 
-Use a layer from a prototxt as ``python_param { module: "layers.data" layer: "ArrayData" }``.
+Use a layer from a prototxt as
+``python_param { module: "caffebox_layers.data" layer: "ArrayData" }``.
 """
 
-from layers.params import ParamError, layer_params, parse_param_str
-from layers.testing.gradcheck import assert_gradient, check_gradient
+from caffebox_layers.params import ParamError, layer_params, parse_param_str
+from caffebox_layers.testing.gradcheck import assert_gradient, check_gradient
 
 __all__ = ["ParamError", "assert_gradient", "check_gradient", "layer_params", "parse_param_str"]

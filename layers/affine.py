@@ -3,7 +3,7 @@
     layer {
       name: "affine" type: "Python" bottom: "conv1" top: "affine1"
       python_param {
-        module: "layers.affine" layer: "ChannelAffine"
+        module: "caffebox_layers.affine" layer: "ChannelAffine"
         param_str: "{'gamma': 1.0, 'beta': 0.0}"
       }
       param { lr_mult: 1 } param { lr_mult: 1 }  # gamma, beta
@@ -20,7 +20,7 @@ from __future__ import annotations
 import caffe
 import numpy as np
 
-from layers.params import ParamError, layer_params
+from caffebox_layers.params import ParamError, layer_params
 
 
 class ChannelAffine(caffe.Layer):

@@ -4,7 +4,7 @@
       name: "digits" type: "Python" top: "data" top: "label"
       include { phase: TRAIN }
       python_param {
-        module: "layers.data" layer: "ArrayData"
+        module: "caffebox_layers.data" layer: "ArrayData"
         param_str: "{'source': 'examples/digits/digits_train.npz', 'keys': ['data', 'label'],"
                    " 'batch_size': 64, 'scale': [0.0625, 1], 'seed': 1}"
       }
@@ -24,7 +24,7 @@ import os
 import caffe
 import numpy as np
 
-from layers.params import ParamError, layer_params
+from caffebox_layers.params import ParamError, layer_params
 
 TRAIN = 0  # caffe.TRAIN; spelled out so the numpy stand-in needs no proto module
 

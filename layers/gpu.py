@@ -12,21 +12,21 @@ arrays of the blob's shape, sharing its memory (zero copy):
   CuPy stream current, call ``sync()`` before returning, so Caffe's next kernel sees the
   results.
 
-``EuclideanLossGPU`` is ``layers.losses.EuclideanLoss`` computed this way on the GPU
+``EuclideanLossGPU`` is ``caffebox_layers.losses.EuclideanLoss`` computed this way on the GPU
 (forward and backward never leave the device), falling back to numpy where there is no
 GPU blob (CPU builds, the numpy stand-in) or no CuPy:
 
     layer {
       name: "loss" type: "Python" bottom: "pred" bottom: "target" top: "loss"
-      python_param { module: "layers.gpu" layer: "EuclideanLossGPU" }
+      python_param { module: "caffebox_layers.gpu" layer: "EuclideanLossGPU" }
       loss_weight: 1
     }
 """
 
 from __future__ import annotations
 
-from layers.losses import EuclideanLoss
-from layers.params import ParamError
+from caffebox_layers.losses import EuclideanLoss
+from caffebox_layers.params import ParamError
 
 try:  # CuPy is optional: without it every layer here runs on numpy
     import cupy

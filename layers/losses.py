@@ -2,7 +2,7 @@
 
     layer {
       name: "loss" type: "Python" bottom: "pred" bottom: "target" top: "loss"
-      python_param { module: "layers.losses" layer: "EuclideanLoss" }
+      python_param { module: "caffebox_layers.losses" layer: "EuclideanLoss" }
       loss_weight: 1  # Python layers have no default loss weight: set it
     }
 
@@ -16,7 +16,7 @@ from __future__ import annotations
 import caffe
 import numpy as np
 
-from layers.params import ParamError, layer_params
+from caffebox_layers.params import ParamError, layer_params
 
 
 class EuclideanLoss(caffe.Layer):

@@ -5,7 +5,7 @@ support CLI Multi-GPU, use train.py"): each GPU needs its own Python interpreter
 what Caffe's python/train.py does, made a complete `caffe train`: solver type from the
 solver file, --weights and --snapshot, the final snapshot, Ctrl-C, and exit codes.
 
-    python3 -m layers.parallel --solver solver.prototxt --gpus 0,1
+    python3 -m caffebox_layers.parallel --solver solver.prototxt --gpus 0,1
 
 `invoke train --gpu 0,1` runs it for you when the net has Python layers. Rank 0 is
 Caffe's root solver: it logs, tests and snapshots. Every rank steps in chunks of
@@ -124,7 +124,9 @@ def run(solver_file: str, gpus: list[int], weights: str = "", snapshot: str = ""
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="layers.parallel", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(
+        prog="caffebox_layers.parallel", description=__doc__.split("\n")[0]
+    )
     parser.add_argument("--solver", required=True)
     parser.add_argument("--gpus", required=True, help="'0,1' or 'all'")
     parser.add_argument("--weights", default="")

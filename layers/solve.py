@@ -7,7 +7,7 @@ file copied into the train and test nets ("Finetuning from ..."), then Caffe's o
 Solve. Ctrl-C, SIGTERM and SIGHUP snapshot and stop at the next `display` boundary, as
 the caffe tool's SIGINT handling does.
 
-    python3 -m layers.solve --solver solver.prototxt --weights a.caffemodel[,b.caffemodel]
+    python3 -m caffebox_layers.solve --solver solver.prototxt --weights a.caffemodel[,b.caffemodel]
 """
 
 from __future__ import annotations
@@ -66,7 +66,9 @@ def run(solver_file: str, weights: list[str], gpu: int | None = None) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="layers.solve", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(
+        prog="caffebox_layers.solve", description=__doc__.split("\n")[0]
+    )
     parser.add_argument("--solver", required=True)
     parser.add_argument("--weights", required=True, help="comma-separated .caffemodel files")
     parser.add_argument("--gpu", type=int, default=None)

@@ -4,7 +4,8 @@
     # blob that another layer consumes only then; otherwise backward stops at the loss.
     layer {
       name: "loss_ema" type: "Python" bottom: "loss" top: "loss_ema"
-      python_param { module: "layers.stats" layer: "MovingAverage" param_str: "'decay': 0.9" }
+      python_param { module: "caffebox_layers.stats" layer: "MovingAverage"
+                     param_str: "'decay': 0.9" }
     }
 
 The tutorial's example of a layer that only reports: ``top = decay * top + (1 -
@@ -18,7 +19,7 @@ from __future__ import annotations
 import caffe
 import numpy as np
 
-from layers.params import ParamError, layer_params
+from caffebox_layers.params import ParamError, layer_params
 
 
 class MovingAverage(caffe.Layer):

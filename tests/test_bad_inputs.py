@@ -57,7 +57,7 @@ ROWS = [
      ["train", SOLVER], 2, r"sets max_iter: 0, so Caffe would train no iteration"),
     ("max-iter-missing", lambda p: _edit(p, SOLVER, "max_iter: 1500", ""),
      ["train", SOLVER], 2, r"has no max_iter"),
-    ("python-layer-no-module", lambda p: _edit(p, NET, 'module: "layers.data" ', ""),
+    ("python-layer-no-module", lambda p: _edit(p, NET, 'module: "caffebox_layers.data" ', ""),
      ["train", SOLVER], 2, r"has a Python layer without python_param \{ module"),
     ("layers-not-a-folder", None, ["train", SOLVER, "--layers", "mine"], 2,
      r"--layers mine: \S+ is not a folder"),

@@ -142,7 +142,7 @@ def test_single_gpu_uses_caffe_cli(project):
 
 def test_multi_gpu_python_layers_use_one_process_per_gpu(project):
     plan = _plan(project, "py_solver.prototxt", "0,1")
-    assert plan.spec.command[:3] == ["python3", "-m", "layers.parallel"]
+    assert plan.spec.command[:3] == ["python3", "-m", "caffebox_layers.parallel"]
     assert plan.spec.command[-2:] == ["--gpus", "0,1"]
 
 

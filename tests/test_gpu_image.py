@@ -102,7 +102,7 @@ def test_gpu_on_cpu_image_is_refused(tmp_path, image):
     "task",
     [
         ["python", "script.py"],
-        ["gradcheck", "layers.losses.EuclideanLoss", "--input", "a=2", "--input", "b=2"],
+        ["gradcheck", "caffebox_layers.losses.EuclideanLoss", "--input", "a=2", "--input", "b=2"],
         ["test-layers", "."],
     ],
 )
@@ -117,6 +117,6 @@ def test_tools_refuse_gpus_they_cannot_have(tmp_path, engine, image, gpu_image, 
 
 
 def test_gradcheck_checks_on_one_gpu(tmp_path, image):
-    done = invoke("gradcheck", "layers.losses.EuclideanLoss", "--input", "a=2", "--input", "b=2",
-                  "--gpu", "0,1", "--image", image, cwd=tmp_path)  # fmt: skip
+    done = invoke("gradcheck", "caffebox_layers.losses.EuclideanLoss", "--input", "a=2",
+                  "--input", "b=2", "--gpu", "0,1", "--image", image, cwd=tmp_path)  # fmt: skip
     assert done.returncode == 2 and "name one GPU" in done.stderr

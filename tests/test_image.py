@@ -114,7 +114,8 @@ def test_train_digits_as_a_user(open_tmp, image, engine, user_install):
 def test_layer_module_that_does_not_import(tmp_path, image):
     _copy_example(tmp_path)
     net = tmp_path / "examples" / "digits" / "net.prototxt"
-    net.write_text(net.read_text().replace('module: "layers.data"', 'module: "no_such_layers"'))
+    text = net.read_text().replace('module: "caffebox_layers.data"', 'module: "no_such_layers"')
+    net.write_text(text)
     done = invoke("train", "examples/digits/solver.prototxt", "--image", image, cwd=tmp_path)
     assert done.returncode != 0
     output = done.stdout + done.stderr
@@ -134,7 +135,7 @@ def test_layer_that_raises_and_user_layers_dir(tmp_path, image):
         "        raise RuntimeError('broken on purpose: ' + self.param_str)\n"
     )
     net = tmp_path / "examples" / "digits" / "net.prototxt"
-    text = net.read_text().replace('module: "layers.data" layer: "ArrayData"',
+    text = net.read_text().replace('module: "caffebox_layers.data" layer: "ArrayData"',
                                    'module: "broken_layer" layer: "Broken"', 1)  # fmt: skip
     net.write_text(text)
     done = invoke(

@@ -16,9 +16,9 @@ FIXTURES = "examples/layer_tests"
 
 # (layer, inputs, param_str, expected verdict)
 CASES = [
-    ("layers.losses.EuclideanLoss", ["a=4x3", "b=4x3"], "", "PASSED"),
-    ("layers.affine.ChannelAffine", ["x=2x3x2x2"], "'gamma': 1.5, 'beta': -0.2", "PASSED"),
-    ("layers.gpu.EuclideanLossGPU", ["a=4x3", "b=4x3"], "", "PASSED"),  # numpy path on cpu
+    ("caffebox_layers.losses.EuclideanLoss", ["a=4x3", "b=4x3"], "", "PASSED"),
+    ("caffebox_layers.affine.ChannelAffine", ["x=2x3x2x2"], "'gamma': 1.5, 'beta': -0.2", "PASSED"),
+    ("caffebox_layers.gpu.EuclideanLossGPU", ["a=4x3", "b=4x3"], "", "PASSED"),  # numpy path on cpu
     ("broken_layers.HalfGradientEuclidean", ["a=4x3", "b=4x3"], "", "FAILED"),
     ("broken_layers.WrongSignAffine", ["x=2x3x2x2"], "'beta': 0.5", "FAILED"),
 ]
@@ -35,7 +35,7 @@ def test_gradcheck_on_pycaffe_agrees_with_standin(image, layer, shapes, param_st
         "--image", image,
     )  # fmt: skip
     on_host = subprocess.run(
-        [sys.executable, "-m", "layers.testing", layer, *_inputs(shapes),
+        [sys.executable, "-m", "caffebox_layers.testing", layer, *_inputs(shapes),
          "--param-str", param_str, "--backend", "standin"],
         cwd=ROOT, capture_output=True, text=True,
         env={**os.environ, "PYTHONPATH": f"{ROOT}:{ROOT / FIXTURES}"},
@@ -50,7 +50,7 @@ def test_gradcheck_on_pycaffe_agrees_with_standin(image, layer, shapes, param_st
 
 def test_param_str_error_in_image(image):
     done = invoke(
-        "gradcheck", "layers.affine.ChannelAffine", "--input", "x=2x3x2x2",
+        "gradcheck", "caffebox_layers.affine.ChannelAffine", "--input", "x=2x3x2x2",
         "--param-str", "'gama': 2", "--image", image,
     )  # fmt: skip
     assert done.returncode != 0
@@ -65,7 +65,7 @@ def test_tutorial_interface_in_image(run_in_image):
         "from test_gradient_for_python_layer import test_gradient_for_python_layer\n"
         "r = np.random.RandomState(0)\n"
         "report = test_gradient_for_python_layer([('a', r.randn(3, 4)), ('b', r.randn(3, 4))],\n"
-        "    ['loss'], 'layers.losses', 'EuclideanLoss', '', [True, False])\n"
+        "    ['loss'], 'caffebox_layers.losses', 'EuclideanLoss', '', [True, False])\n"
         "print(report)\n"
     )
     code, out = run_in_image(["python3", "-c", script])
@@ -106,13 +106,14 @@ import numpy as np, caffe
 rng = np.random.RandomState(0)
 np.savez("xy.npz", x=rng.randn(8, 3, 2, 2).astype("f4"), y=rng.randn(8, 3, 2, 2).astype("f4"))
 NET = """
-layer {{ name: "d" type: "Python" top: "x" top: "y" python_param {{ module: "layers.data"
+layer {{ name: "d" type: "Python" top: "x" top: "y" python_param {{ module: "caffebox_layers.data"
   layer: "ArrayData" param_str: "{{'source': 'xy.npz', 'keys': ['x', 'y'], "
   "'batch_size': {batch}, 'shuffle': False}}" }} }}
-layer {{ name: "affine" type: "Python" bottom: "x" top: "z" python_param {{ module: "layers.affine"
-  layer: "ChannelAffine" param_str: "'gamma': 0.5, 'beta': 0.1" }} }}
+layer {{ name: "affine" type: "Python" bottom: "x" top: "z" python_param {{
+  module: "caffebox_layers.affine" layer: "ChannelAffine"
+  param_str: "'gamma': 0.5, 'beta': 0.1" }} }}
 layer {{ name: "loss" type: "Python" bottom: "z" bottom: "y" top: "loss" loss_weight: 1
-  python_param {{ module: "layers.losses" layer: "EuclideanLoss" }} }}
+  python_param {{ module: "caffebox_layers.losses" layer: "EuclideanLoss" }} }}
 """
 def update(batch, iter_size):
     open("net.prototxt", "w").write(NET.format(batch=batch))

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from layers.testing import standin
+from caffebox_layers.testing import standin
 
 if standin.real_caffe_available():  # pragma: no cover - the host suite never has pycaffe
     pytest.skip(
@@ -18,14 +18,17 @@ standin.install()
 sys.path.insert(0, str(Path(__file__).parent.parent / "examples" / "layer_tests"))
 sys.path.insert(0, str(Path(__file__).parent.parent / "layers" / "compat"))
 
-from layers import ParamError, check_gradient, parse_param_str  # noqa: E402
-from layers.testing.harness import make_harness  # noqa: E402
+from caffebox_layers import ParamError, check_gradient, parse_param_str  # noqa: E402
+from caffebox_layers.testing.harness import make_harness  # noqa: E402
 
 RNG = np.random.RandomState(7)
 LIBRARY_CASES = {
-    "layers.losses.EuclideanLoss": ({"a": RNG.randn(4, 3), "b": RNG.randn(4, 3)}, ""),
-    "layers.affine.ChannelAffine": ({"x": RNG.randn(2, 3, 2, 2)}, "'gamma': 1.5, 'beta': -0.2"),
-    "layers.gpu.EuclideanLossGPU": ({"a": RNG.randn(4, 3), "b": RNG.randn(4, 3)}, ""),
+    "caffebox_layers.losses.EuclideanLoss": ({"a": RNG.randn(4, 3), "b": RNG.randn(4, 3)}, ""),
+    "caffebox_layers.affine.ChannelAffine": (
+        {"x": RNG.randn(2, 3, 2, 2)},
+        "'gamma': 1.5, 'beta': -0.2",
+    ),
+    "caffebox_layers.gpu.EuclideanLossGPU": ({"a": RNG.randn(4, 3), "b": RNG.randn(4, 3)}, ""),
 }
 BROKEN_CASES = {
     "broken_layers.HalfGradientEuclidean": ({"a": RNG.randn(4, 3), "b": RNG.randn(4, 3)}, ""),
@@ -52,7 +55,7 @@ def test_broken_layers_fail_with_a_report(layer):
 
 def test_euclidean_matches_caffe_formula_and_loss_weight():
     a, b = RNG.randn(5, 2), RNG.randn(5, 2)
-    net = make_harness("layers.losses.EuclideanLoss", {"a": a, "b": b}, backend="standin")
+    net = make_harness("caffebox_layers.losses.EuclideanLoss", {"a": a, "b": b}, backend="standin")
     net.forward()
     assert net.tops[0].data[0] == pytest.approx(np.sum((a - b) ** 2) / 5 / 2, rel=1e-5)
     net.tops[0].diff[0] = 3.0  # loss_weight 3
@@ -63,7 +66,7 @@ def test_euclidean_matches_caffe_formula_and_loss_weight():
 
 def test_affine_parameter_diffs_accumulate():
     x = RNG.randn(2, 3, 2, 2)
-    net = make_harness("layers.affine.ChannelAffine", {"x": x}, backend="standin")
+    net = make_harness("caffebox_layers.affine.ChannelAffine", {"x": x}, backend="standin")
     net.forward()
     net.tops[0].diff[...] = 1.0
     net.backward()
@@ -74,7 +77,7 @@ def test_affine_parameter_diffs_accumulate():
 
 def test_moving_average_tracks_and_has_no_gradient():
     net = make_harness(
-        "layers.stats.MovingAverage", {"x": np.array([2.0])}, param_str="'decay': 0.5",
+        "caffebox_layers.stats.MovingAverage", {"x": np.array([2.0])}, param_str="'decay': 0.5",
         backend="standin",
     )  # fmt: skip
     net.forward()
@@ -91,7 +94,9 @@ def test_array_data_batches_and_shuffles(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     np.savez("d.npz", data=np.arange(10).reshape(10, 1), label=np.arange(10))
     params = "{'source': 'd.npz', 'keys': ['data', 'label'], 'batch_size': 4, 'seed': 3}"
-    net = make_harness("layers.data.ArrayData", [], outputs=2, param_str=params, backend="standin")
+    net = make_harness(
+        "caffebox_layers.data.ArrayData", [], outputs=2, param_str=params, backend="standin"
+    )
     seen = []
     for _ in range(5):  # two epochs of 10 in batches of 4
         net.forward()
@@ -104,7 +109,9 @@ def test_array_data_batches_and_shuffles(tmp_path, monkeypatch):
 def test_array_data_missing_source(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     with pytest.raises(ParamError, match="ArrayData: source 'gone.npz' not found"):
-        make_harness("layers.data.ArrayData", [], 2, "'source': 'gone.npz'", backend="standin")
+        make_harness(
+            "caffebox_layers.data.ArrayData", [], 2, "'source': 'gone.npz'", backend="standin"
+        )
 
 
 @pytest.mark.parametrize(
@@ -121,7 +128,11 @@ def test_param_str_bad_key_names_layer_and_key():
         ParamError, match=r"ChannelAffine: unknown key 'gama'.*allowed keys: beta, gamma"
     ):
         make_harness(
-            "layers.affine.ChannelAffine", {"x": RNG.randn(1, 2)}, 1, "'gama': 2", backend="standin"
+            "caffebox_layers.affine.ChannelAffine",
+            {"x": RNG.randn(1, 2)},
+            1,
+            "'gama': 2",
+            backend="standin",
         )
 
 
@@ -133,7 +144,7 @@ def test_param_str_required_and_unreadable():
 
 
 def test_fork_attribute_param_str_underscore():
-    from layers.params import layer_params
+    from caffebox_layers.params import layer_params
 
     class Fork:
         param_str_ = "'k': 5"
@@ -146,7 +157,7 @@ def test_tutorial_interface():
 
     a, b = RNG.randn(3, 2), RNG.randn(3, 2)
     report = test_gradient_for_python_layer(
-        [("a", a), ("b", b)], ["loss"], "layers.losses", "EuclideanLoss", "", [True, True]
+        [("a", a), ("b", b)], ["loss"], "caffebox_layers.losses", "EuclideanLoss", "", [True, True]
     )
     assert report.passed
     with pytest.raises(AssertionError, match="worst elements"):
@@ -157,19 +168,19 @@ def test_tutorial_interface():
 
 def test_gpu_loss_falls_back_to_numpy_without_gpu_blobs():
     net = make_harness(
-        "layers.gpu.EuclideanLossGPU", {"a": RNG.randn(2, 2), "b": RNG.randn(2, 2)},
+        "caffebox_layers.gpu.EuclideanLossGPU", {"a": RNG.randn(2, 2), "b": RNG.randn(2, 2)},
         backend="standin",
     )  # fmt: skip
     assert net.layer.on_gpu is False
     with pytest.raises(ParamError, match="backend 'gpu' asked for"):
         make_harness(
-            "layers.gpu.EuclideanLossGPU", {"a": RNG.randn(2, 2), "b": RNG.randn(2, 2)},
+            "caffebox_layers.gpu.EuclideanLossGPU", {"a": RNG.randn(2, 2), "b": RNG.randn(2, 2)},
             param_str="'backend': 'gpu'", backend="standin",
         )  # fmt: skip
 
 
 def test_parallel_runner_needs_visible_gpus(capsys):
-    from layers import parallel
+    from caffebox_layers import parallel
 
     assert parallel.main(["--solver", "s.prototxt", "--gpus", "all"]) == 2
     assert "no GPU is visible" in capsys.readouterr().err

@@ -1,4 +1,4 @@
-"""layers.parallel's process orchestration, with a fake pycaffe (no GPU, no NCCL here).
+"""caffebox_layers.parallel's process orchestration, with a fake pycaffe (no GPU, no NCCL here).
 
 The fake records what each rank did in files, so the test sees the ranks' real work:
 chunked steps, one snapshot by rank 0, and the exit codes when a rank fails.
@@ -13,7 +13,7 @@ import types
 
 import pytest
 
-from layers import parallel
+from caffebox_layers import parallel
 
 
 class _Param:

@@ -104,7 +104,7 @@ def test_weights_fine_tune_through_pycaffe(project):
         cwd=project,
     )
     assert plan.spec.command == [
-        "python3", "-m", "layers.solve", "--solver", str(project / "solver.prototxt"),
+        "python3", "-m", "caffebox_layers.solve", "--solver", str(project / "solver.prototxt"),
         "--weights", str(project / "w.caffemodel"),
     ]  # fmt: skip
     assert plan.weights == [str(project / "w.caffemodel")]

@@ -2,8 +2,8 @@
 
 import caffe  # noqa: F401  (the real one in the image, the stand-in on a laptop)
 
-from layers.affine import ChannelAffine
-from layers.losses import EuclideanLoss
+from caffebox_layers.affine import ChannelAffine
+from caffebox_layers.losses import EuclideanLoss
 
 
 class HalfGradientEuclidean(EuclideanLoss):

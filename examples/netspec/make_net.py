@@ -14,7 +14,7 @@ a smoothed loss. Writes examples/netspec/net.prototxt.
 from pathlib import Path
 
 import caffe
-from caffe import layers as L
+from caffe import caffebox_layers as L
 from caffe import params as P
 
 HERE = Path(__file__).resolve().parent
@@ -28,7 +28,9 @@ def data_layer(n: caffe.NetSpec, phase: int, source: str, batch_size: int) -> No
     )  # fmt: skip
     n.data, n.label = L.Python(
         name="digits", ntop=2, include={"phase": phase},
-        python_param={"module": "layers.data", "layer": "ArrayData", "param_str": param_str},
+        python_param={
+            "module": "caffebox_layers.data", "layer": "ArrayData", "param_str": param_str
+        },
     )  # fmt: skip
 
 
@@ -39,7 +41,7 @@ def net() -> str:
     n = train
     n.affine = L.Python(
         n.data, name="affine",
-        python_param={"module": "layers.affine", "layer": "ChannelAffine",
+        python_param={"module": "caffebox_layers.affine", "layer": "ChannelAffine",
                       "param_str": "'gamma': 1.0, 'beta': 0.0"},
         param=[{"lr_mult": 1}, {"lr_mult": 1}],
     )  # fmt: skip
@@ -56,7 +58,7 @@ def net() -> str:
     n.accuracy = L.Accuracy(n.ip2, n.label, include={"phase": caffe.TEST})
     n.loss_ema = L.Python(
         n.loss, name="loss_ema",
-        python_param={"module": "layers.stats", "layer": "MovingAverage",
+        python_param={"module": "caffebox_layers.stats", "layer": "MovingAverage",
                       "param_str": "'decay': 0.9"},
     )  # fmt: skip
     # The TEST data layer goes first, beside the TRAIN one.

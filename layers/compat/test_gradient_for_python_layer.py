@@ -16,7 +16,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from layers.testing.gradcheck import (
+from caffebox_layers.testing.gradcheck import (
     DEFAULT_STEP,
     DEFAULT_THRESHOLD,
     GradientReport,

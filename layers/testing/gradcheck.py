@@ -9,10 +9,10 @@ Elements within ``kink_range`` of ``kink`` are skipped (for ReLU-like kinks).
 
 Run on real pycaffe inside the image, or on the numpy stand-in anywhere:
 
-    python3 -m layers.testing.gradcheck layers.losses.EuclideanLoss \\
+    python3 -m caffebox_layers.testing.gradcheck caffebox_layers.losses.EuclideanLoss \\
         --input pred=4x3 --input target=4x3
 
-``--gpu 0`` runs Caffe in GPU mode, so layers that work on GPU memory (layers.gpu) are
+``--gpu 0`` runs Caffe in GPU mode, so layers that work on GPU memory (caffebox_layers.gpu) are
 checked there: the net's blobs live on the device and ``blob.data`` syncs them back.
 """
 
@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from layers.testing.harness import Inputs, make_harness, normalise_inputs, split_layer
+from caffebox_layers.testing.harness import Inputs, make_harness, normalise_inputs, split_layer
 
 DEFAULT_STEP = 1e-2
 DEFAULT_THRESHOLD = 1e-3

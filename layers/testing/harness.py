@@ -26,7 +26,8 @@ def split_layer(layer: Any) -> tuple[str, str]:
         module, _, name = layer.rpartition(".")
         if not module:
             raise ValueError(
-                f"{layer!r}: give the layer as 'module.Class', e.g. layers.losses.EuclideanLoss"
+                f"{layer!r}: give the layer as 'module.Class', e.g. "
+                "caffebox_layers.losses.EuclideanLoss"
             )
         return module, name
     return layer.__module__, layer.__name__
@@ -51,7 +52,7 @@ def caffe_backend() -> tuple[Any, str]:
             raise RuntimeError(
                 "No caffe here. Run inside a caffebox image (invoke gradcheck / invoke "
                 "test-layers), or switch on the numpy stand-in first: "
-                "from layers.testing import standin; standin.install()"
+                "from caffebox_layers.testing import standin; standin.install()"
             ) from None
     kind = "standin" if getattr(module, "IS_CAFFEBOX_STANDIN", False) else "caffe"
     return module, kind
@@ -63,7 +64,7 @@ class StandinHarness:
     backend = "standin"
 
     def __init__(self, layer, inputs, outputs, param_str, propagate_down, phase):
-        from layers.testing import standin
+        from caffebox_layers.testing import standin
 
         module, name = split_layer(layer)
         cls = (
@@ -164,7 +165,7 @@ def make_harness(
     if propagate_down is None:
         propagate_down = [True] * len(normalise_inputs(inputs))
     if backend == "standin":
-        from layers.testing import standin
+        from caffebox_layers.testing import standin
 
         standin.install()  # refuses where a real caffe exists
     if backend == "auto":

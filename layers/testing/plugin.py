@@ -1,4 +1,4 @@
-"""pytest fixtures for testing Python layers (``pytest -p layers.testing.plugin``).
+"""pytest fixtures for testing Python layers (``pytest -p caffebox_layers.testing.plugin``).
 
 ``invoke test-layers DIR`` loads this plugin inside the image, so a user's tests
 can ask for:
@@ -14,8 +14,8 @@ from __future__ import annotations
 
 import pytest
 
-from layers.testing.gradcheck import assert_gradient
-from layers.testing.harness import make_harness
+from caffebox_layers.testing.gradcheck import assert_gradient
+from caffebox_layers.testing.harness import make_harness
 
 
 @pytest.fixture

@@ -2,9 +2,9 @@
 
 Switch it on explicitly, before importing a layer module:
 
-    from layers.testing import standin
+    from caffebox_layers.testing import standin
     standin.install()          # refuses if a real caffe is importable
-    from layers.losses import EuclideanLoss
+    from caffebox_layers.losses import EuclideanLoss
 
 It covers what a Python layer touches: Blob ``data``/``diff`` (float32), ``shape``,
 ``count``, ``num/channels/height/width``, ``reshape``; ``self.blobs.add_blob``;
@@ -123,7 +123,7 @@ def install() -> types.ModuleType:
     if real_caffe_available():
         raise RuntimeError(
             "A real caffe is importable here; the numpy stand-in never shadows it. "
-            "Test against the real one (layers.testing backend='caffe')."
+            "Test against the real one (caffebox_layers.testing backend='caffe')."
         )
     module = sys.modules.get("caffe")
     if module is None:
