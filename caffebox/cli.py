@@ -196,7 +196,7 @@ def train(
         # The images caffebox itself names can be built on demand; others must exist.
         variant = {s.cpu_image: "cpu", s.gpu_image: "gpu"}.get(options.image)
         builder = functools.partial(build_variant, c, variant, options.image) if variant else None
-        training.check_image(client, train_plan, builder)
+        training.check_image(client, train_plan, builder, registry=s.registry)
         result = runs.run(client, train_plan.spec, max_iter=train_plan.solver.max_iter)
     print(training.summary(result, train_plan.solver.max_iter))
     code, message = training.outcome(result, train_plan)
@@ -233,7 +233,7 @@ def _run_tool(
     the --gpu devices handed in (seen inside as 0..n-1)."""
     from pathlib import Path
 
-    from caffebox import engine, gpus, runs
+    from caffebox import engine, gpus, registry, runs
 
     cwd = Path.cwd().resolve()
     spec = runs.RunSpec(
@@ -244,10 +244,11 @@ def _run_tool(
         gpus=gpus.parse_gpus(gpu) if gpu else [],
     )
     client = engine.connect()
-    if not engine.image_exists(client, spec.image):
+    why = registry.ensure_image(client, spec.image, _settings(c).registry)
+    if why:
         raise CaffeboxError(
-            f"The image {spec.image} does not exist. Build it with 'invoke build-cpu' (or pass "
-            "--image with one you have)."
+            f"The image {spec.image} does not exist and cannot be pulled ({why}). Build it with "
+            "'invoke build-cpu', set the registry setting, or pass --image with one you have."
         )
     if spec.gpus:
         gpus.check_gpu_run(client, spec.image, engine.image_variant(client, spec.image), spec.gpus)
@@ -446,6 +447,48 @@ def export(
     print(exporter.describe(report, target))
 
 
+@task(
+    help={
+        "image": "The image to publish (setting image, default caffebox:cpu).",
+        "registry": "Repository to push to, REGISTRY/NAMESPACE/NAME, e.g. ghcr.io/my-org/caffebox "
+        "(setting registry).",
+        "dry_run": "Print the references it would push, push nothing.",
+    }
+)
+@friendly
+def publish(c: Context, image: str = "", registry: str = "", dry_run: bool = False) -> None:
+    """Push an image under every tag of the scheme (cpu, cpu-bvlc9b89154-py3.11, ...)."""
+    from caffebox import engine
+    from caffebox import registry as registries
+
+    s = _settings(c)
+    registries.publish(engine.connect(), image or s.image, registry or s.registry, dry_run=dry_run)
+
+
+@task(
+    help={
+        "image": "The image to get (setting image); a name with a registry or @sha256 digest is "
+        "pulled as it is, others from the registry setting's repository.",
+    }
+)
+@friendly
+def pull(c: Context, image: str = "") -> None:
+    """Pull an image from the registry setting (or a full reference), with progress."""
+    from caffebox import engine
+    from caffebox import registry as registries
+
+    s = _settings(c)
+    name = image or s.image
+    remote = registries.remote_for(name, s.registry)
+    if not remote:
+        raise CaffeboxError(
+            f"Nowhere to pull {name} from: set the registry setting (e.g. "
+            "INVOKE_CAFFEBOX_REGISTRY=ghcr.io/my-org/caffebox) or name a full reference."
+        )
+    registries.pull(engine.connect(), remote, name)
+    print(f"caffebox: {name} is here (from {remote})")
+
+
 namespace = Collection(
     config,
     base_image,
@@ -457,6 +500,8 @@ namespace = Collection(
     test_layers,
     python,
     export,
+    publish,
+    pull,
     test,
 )
 namespace.configure(DEFAULTS)

@@ -19,7 +19,7 @@ from typing import TextIO
 
 import docker
 
-from caffebox import makeconfig, paths
+from caffebox import __version__, makeconfig, paths
 from caffebox.errors import CaffeboxError
 from caffebox.source import CaffeSource
 from caffebox.variants import Variant
@@ -178,9 +178,12 @@ def _build_hint(text: str, buildargs: dict[str, str]) -> str:
 def read_versions(client: docker.DockerClient, image: str) -> dict[str, str]:
     """Python, numpy and Caffe commit as installed in `image` (a throwaway container)."""
     script = (
-        "import platform, numpy; print('PYTHON_VERSION=' + platform.python_version()); "
+        "import glob, platform, numpy; print('PYTHON_VERSION=' + platform.python_version()); "
         "print('NUMPY_VERSION=' + numpy.__version__); "
-        "print(open('/opt/caffe/build-info.env').read())"
+        "print(open('/opt/caffe/build-info.env').read()); "
+        "found = sorted(glob.glob('/usr/lib*/**/libcudnn.so.*', recursive=True) + "
+        "glob.glob('/usr/local/cuda*/lib*/libcudnn.so.*')); "
+        "print('CUDNN_VERSION=' + (found[0].split('.so.')[1].split('.')[0] if found else ''))"
     )
     raw = client.containers.run(
         image, ["python3", "-c", script], remove=True, network_mode="none", entrypoint=[]
@@ -200,6 +203,8 @@ def label_args(request: BuildRequest, versions: dict[str, str], commit: str) -> 
         "NUMPY_VERSION": versions.get("NUMPY_VERSION", ""),
         # Not CUDA_VERSION: NVIDIA's images set an ENV of that name, which would win.
         "CAFFEBOX_CUDA_VERSION": versions.get("CUDA_VERSION", ""),
+        "CAFFEBOX_CUDNN_VERSION": versions.get("CUDNN_VERSION", ""),
+        "CAFFEBOX_VERSION": __version__,
         "BUILD_DATE": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
     }
 

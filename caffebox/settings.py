@@ -36,6 +36,9 @@ DEFAULTS: dict[str, Any] = {
         # The CA bundle git and pip trust during the build: 'auto' = the host's system
         # bundle (so TLS-intercepting proxies the host trusts work), 'none', or a path.
         "ca_certificates": "auto",
+        # Where published images live, as REGISTRY/NAMESPACE/NAME (e.g.
+        # ghcr.io/my-org/caffebox): a missing image is pulled from here before any build.
+        "registry": "",
         # Debian mirror for `base-image` when the base cannot be pulled.
         "debian_mirror": DEFAULT_MIRROR,
     }

@@ -14,9 +14,10 @@ import docker
 
 from caffebox import gpus, locks, runs
 from caffebox import solver as solverlib
-from caffebox.engine import image_exists, image_variant
+from caffebox.engine import image_variant
 from caffebox.errors import CaffeboxError
 from caffebox.progress import format_value
+from caffebox.registry import ensure_image
 
 _IMPORT_ERRORS = ("ModuleNotFoundError", "ImportError", "No module named")
 _BAD_WEIGHTS = ("Failed to parse NetParameter file", "Check failed: ReadProtoFromBinaryFile")
@@ -154,16 +155,18 @@ def check_image(
     client: docker.DockerClient,
     train_plan: TrainPlan,
     build: Callable[[], None] | None,
+    registry: str = "",
     out: TextIO = sys.stdout,
 ) -> None:
-    """The image must exist (built now when `build` can make it) and fit the solver."""
+    """The image must exist (pulled, or built now when `build` can make it) and fit the solver."""
     image = train_plan.spec.image
-    if not image_exists(client, image):
+    why = ensure_image(client, image, registry, out=out)
+    if why:
         if build is None:
             raise CaffeboxError(
-                f"The image {image} does not exist. Build it with 'invoke build-cpu --tag "
-                f"{image}' (or build-gpu) or pass --image with an image you have "
-                "('docker images')."
+                f"The image {image} does not exist and cannot be pulled ({why}). Build it with "
+                f"'invoke build-cpu --tag {image}' (or build-gpu), set the registry setting to "
+                "where it is published, or pass --image with an image you have ('docker images')."
             )
         out.write(
             f"caffebox: the image {image} does not exist yet; building it first "
