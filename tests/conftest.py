@@ -12,6 +12,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -163,3 +164,53 @@ def user_install(open_tmp) -> Path:
         if not path.is_symlink():
             path.chmod(path.stat().st_mode | 0o055)
     return venv / "bin" / "caffebox"
+
+
+REGISTRY = "127.0.0.1:5000"
+
+
+def _registry_answers() -> bool:
+    import urllib.request
+
+    try:
+        with urllib.request.urlopen(f"http://{REGISTRY}/v2/", timeout=2) as reply:
+            return reply.status == 200
+    except OSError:
+        return False
+
+
+@pytest.fixture(scope="session")
+def registry(tmp_path_factory) -> Iterator[str]:
+    """A real registry on 127.0.0.1:5000 (Debian's docker-registry), started here if none
+    runs. The engine speaks plain HTTP to registries on 127.0.0.0/8."""
+    if _registry_answers():
+        yield REGISTRY
+        return
+    binary = shutil.which("docker-registry")
+    if binary is None:
+        reason = "docker-registry is not installed (apt-get install docker-registry)"
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"{reason}; CI must run the registry tests")
+        pytest.skip(reason)
+    folder = tmp_path_factory.mktemp("registry")
+    config = folder / "config.yml"
+    config.write_text(
+        "version: 0.1\n"
+        f"storage:\n  filesystem:\n    rootdirectory: {folder / 'data'}\n"
+        "  delete:\n    enabled: true\n"
+        f"http:\n  addr: {REGISTRY}\n"
+    )
+    log = open(folder / "registry.log", "wb")
+    proc = subprocess.Popen([binary, "serve", str(config)], stdout=log, stderr=log)
+    try:
+        for _ in range(100):
+            if _registry_answers():
+                break
+            time.sleep(0.1)
+        else:
+            pytest.fail(f"docker-registry did not start: {(folder / 'registry.log').read_text()}")
+        yield REGISTRY
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+        log.close()
