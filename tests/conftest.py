@@ -144,23 +144,26 @@ def open_tmp() -> Iterator[Path]:
 
 
 @pytest.fixture(scope="session")
-def user_install(open_tmp) -> Path:
-    """caffebox installed where any uid can run it: a venv and a copy of the checkout.
+def wheel(tmp_path_factory) -> Path:
+    """caffebox's wheel, built from this checkout as `pip wheel .` builds it."""
+    out = tmp_path_factory.mktemp("wheel")
+    subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "-w", str(out), str(ROOT)],
+        check=True,
+    )
+    (found,) = out.glob("caffebox-*.whl")
+    return found
 
-    The test machine's own Python may sit in root's home; a user's install must not.
-    """
-    base = open_tmp / "user-install"
-    base.mkdir()
-    src = base / "caffebox-src"
-    for name in ("caffebox", "layers", "docker"):
-        shutil.copytree(ROOT / name, src / name, ignore=shutil.ignore_patterns("__pycache__"))
-    for name in ("pyproject.toml", "README.md", "Makefile.config.template", "tasks.py"):
-        shutil.copy2(ROOT / name, src / name)
-    venv = base / "venv"
+
+@pytest.fixture(scope="session")
+def user_install(open_tmp, wheel) -> Path:
+    """caffebox installed from its wheel (not editable, not from the checkout) into a fresh
+    venv of the system Python, where any uid can run it. Returns its `caffebox` command."""
+    venv = open_tmp / "user-install" / "venv"
     python = "/usr/bin/python3" if Path("/usr/bin/python3").exists() else sys.executable
     subprocess.run([python, "-m", "venv", str(venv)], check=True)
-    subprocess.run([str(venv / "bin" / "pip"), "install", "--quiet", "-e", str(src)], check=True)
-    for path in [base, *base.rglob("*")]:
+    subprocess.run([str(venv / "bin" / "pip"), "install", "--quiet", str(wheel)], check=True)
+    for path in [venv.parent, *venv.parent.rglob("*")]:
         if not path.is_symlink():
             path.chmod(path.stat().st_mode | 0o055)
     return venv / "bin" / "caffebox"
