@@ -177,7 +177,7 @@ def train(
     overwrite: bool = False,
 ) -> None:
     """Run `caffe train -solver SOLVER` in the image, as you, in the current directory."""
-    from caffebox import engine, runs, training
+    from caffebox import engine, training
 
     s = _settings(c)
     options = training.TrainOptions(
@@ -197,9 +197,7 @@ def train(
         variant = {s.cpu_image: "cpu", s.gpu_image: "gpu"}.get(options.image)
         builder = functools.partial(build_variant, c, variant, options.image) if variant else None
         training.check_image(client, train_plan, builder, registry=s.registry)
-        result = runs.run(client, train_plan.spec, max_iter=train_plan.solver.max_iter)
-    print(training.summary(result, train_plan.solver.max_iter))
-    code, message = training.outcome(result, train_plan)
+        code, message = training.run_recorded(client, train_plan)
     if code != 0:
         raise Exit("caffebox: " + message, code=code)
 
@@ -449,6 +447,31 @@ def export(
 
 @task(
     help={
+        "runs": "Run record folders, in one string: 'snapshots/digits.runs/A snapshots/digits"
+        ".runs/B'; a folder of records (a sweep, a *.runs folder) stands for all of them.",
+        "out": "The PNG to write (default: curves.png here).",
+    },
+)
+@friendly
+def plot(c: Context, runs: str, out: str = "curves.png") -> None:
+    """Draw train loss and test outputs of one or several run records on one figure."""
+    from caffebox import plots
+
+    folders = []
+    for run in split_args(runs, "the run folders"):
+        path = Path(run).resolve()
+        if not path.is_dir():
+            raise CaffeboxError(
+                f"{run}: {path} is not a folder. Pass run record folders (each run prints its "
+                "record folder when it ends), e.g. snapshots/digits.runs/20261126-213100."
+            )
+        folders += plots.find_records(path)
+    target = plots.plot(folders, Path(out).resolve())
+    print(f"caffebox: plotted {len(folders)} run(s) into {target}")
+
+
+@task(
+    help={
         "image": "The image to publish (setting image, default caffebox:cpu).",
         "registry": "Repository to push to, REGISTRY/NAMESPACE/NAME, e.g. ghcr.io/my-org/caffebox "
         "(setting registry).",
@@ -500,6 +523,7 @@ namespace = Collection(
     test_layers,
     python,
     export,
+    plot,
     publish,
     pull,
     test,

@@ -197,8 +197,12 @@ def run(
     max_iter: int = 0,
     out: TextIO = sys.stdout,
     grace: float = GRACE_SECONDS,
+    record: TextIO | None = None,
 ) -> RunResult:
-    """Run `spec` to completion; returns the exit code and what Caffe's log said."""
+    """Run `spec` to completion; returns the exit code and what Caffe's log said.
+
+    Every log line also goes to `record` (the run record's train.log) when given.
+    """
     log = TrainingLog()
     tail: deque[str] = deque(maxlen=60)
     with caught_signals() as caught:
@@ -222,6 +226,7 @@ def run(
                 finally:
                     lines.put(None)
 
+            started = time.monotonic()
             threading.Thread(target=read, daemon=True).start()
             bar = ProgressBar(max_iter, stream=sys.stderr)
             handled = 0
@@ -254,7 +259,9 @@ def run(
                 out.write(line + "\n")
                 out.flush()
                 tail.append(line)
-                if log.feed(line):
+                if record is not None:
+                    record.write(line + "\n")
+                if log.feed(line, time.monotonic() - started):
                     bar.update(log.iteration, log.loss, log.final_test())
                 bar.draw()
             bar.finish()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import shutil
 import signal
 import sys
 from collections.abc import Callable, Iterator, Sequence
@@ -12,7 +14,7 @@ from typing import TextIO
 
 import docker
 
-from caffebox import gpus, locks, runs
+from caffebox import gpus, locks, records, runs
 from caffebox import solver as solverlib
 from caffebox.engine import image_variant
 from caffebox.errors import CaffeboxError
@@ -291,3 +293,39 @@ def summary(result: runs.RunResult, max_iter: int = 0) -> str:
     if log.snapshots:
         line += "\ncaffebox: snapshots: " + ", ".join(f"'{s}'" for s in log.snapshots[-2:])
     return line
+
+
+def run_recorded(
+    client: docker.DockerClient, train_plan: TrainPlan, out: TextIO = sys.stdout
+) -> tuple[int, str]:
+    """Run the plan with a run record beside its snapshots; the exit status and message."""
+    record = records.Record.create(train_plan.solver)
+    code, message = 1, "caffebox ended before the run did"
+    result = None
+    try:
+        result = runs.run(
+            client, train_plan.spec, max_iter=train_plan.solver.max_iter, out=out,
+            record=record.log,
+        )  # fmt: skip
+        code, message = outcome(result, train_plan)
+        out.write(summary(result, train_plan.solver.max_iter) + "\n")
+    finally:
+        if result is None:  # the engine refused: nothing ran, keep no record
+            record.close_log()
+            shutil.rmtree(record.folder, ignore_errors=True)
+            with contextlib.suppress(OSError):
+                record.folder.parent.rmdir()
+        else:
+            records.finish(
+                record,
+                solver=train_plan.solver,
+                command=records.argv(),
+                container_command=train_plan.spec.command,
+                image=records.image_facts(client, train_plan.spec.image),
+                layer_dirs=[str(d) for d in train_plan.spec.layer_dirs],
+                log=result.log,
+                exit_code=code,
+                outcome=message,
+            )
+            out.write(f"caffebox: run record: {record.folder}\n")
+    return code, message

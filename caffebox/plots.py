@@ -1,0 +1,87 @@
+"""Curves of one or several run records on one figure: train loss and test outputs
+against iteration. matplotlib is an optional extra: pip install 'caffebox[plots]'."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+from caffebox.errors import CaffeboxError
+
+INSTALL = "pip install 'caffebox[plots]'"
+
+
+class NoMatplotlib(CaffeboxError):
+    """Plots need matplotlib, which caffebox installs only with its [plots] extra."""
+
+
+def find_records(path: Path) -> list[Path]:
+    """A record folder itself, or every record under a folder (newest last)."""
+    if (path / "iterations.csv").is_file():
+        return [path]
+    found = sorted(p.parent for p in path.glob("**/iterations.csv"))
+    if not found:
+        raise CaffeboxError(
+            f"{path} holds no run record (no iterations.csv in it or below it). Pass a record "
+            "folder such as snapshots/digits.runs/20261126-213100, or the folder of a sweep."
+        )
+    return sorted(found, key=lambda p: p.stat().st_mtime)
+
+
+def _label(folder: Path) -> str:
+    meta = folder / "run.json"
+    if meta.is_file():
+        solver = json.loads(meta.read_text()).get("solver", {}).get("path", "")
+        if solver:
+            return f"{Path(solver).parent.name or Path(solver).stem}/{folder.name}"
+    return folder.name
+
+
+def plot(folders: list[Path], out: Path, labels: list[str] | None = None) -> Path:
+    """Draw the records' curves into `out` (PNG): loss on the left, test outputs right."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        raise NoMatplotlib(
+            f"Plots need matplotlib: {INSTALL}. The numbers are in each record's "
+            "iterations.csv meanwhile."
+        ) from None
+    from caffebox.records import read_csv
+
+    fig, (left, right) = plt.subplots(1, 2, figsize=(10, 4), dpi=100)
+    styles = ["-", "--", ":", "-."]
+    tests_seen = False
+    for n, folder in enumerate(folders):
+        rows = read_csv(folder / "iterations.csv")
+        label = labels[n] if labels else _label(folder)
+        color = f"C{n % 10}"
+        points = [(r["iteration"], r["loss"]) for r in rows if "loss" in r]
+        if points:
+            left.plot(*zip(*points), color=color, label=label)
+        names = sorted({k for r in rows for k in r if k.startswith("test")})
+        for m, name in enumerate(names):
+            points = [(r["iteration"], r[name]) for r in rows if name in r]
+            if points:
+                tests_seen = True
+                right.plot(*zip(*points), color=color, linestyle=styles[m % 4], marker="o",
+                           markersize=3, label=f"{label} {name}")  # fmt: skip
+    left.set(title="train loss", xlabel="iteration", ylabel="loss")
+    losses = [v for line in left.get_lines() for v in line.get_ydata() if math.isfinite(v)]
+    if losses and min(losses) > 0 and max(losses) / min(losses) > 20:
+        left.set_yscale("log")
+    right.set(title="test outputs", xlabel="iteration")
+    for axes in (left, right):
+        axes.grid(alpha=0.3)
+        if axes.get_lines():
+            axes.legend(fontsize=7)
+    if not tests_seen:
+        right.text(0.5, 0.5, "no test pass in the log", ha="center", transform=right.transAxes)
+    fig.tight_layout()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out)
+    plt.close(fig)
+    return out
