@@ -52,3 +52,13 @@ def assert_one_paragraph(done: subprocess.CompletedProcess, code: int, message: 
     assert re.search(message, done.stderr), done.stderr[-3000:]
     own = [line for line in done.stderr.splitlines() if "caffebox/" in line and "File " in line]
     assert "Traceback (most recent call last)" not in done.stderr or not own, done.stderr
+
+
+def assert_untouched(before: dict[str, str], after: dict[str, str], outputs: str = "") -> None:
+    """No user file changed or went away; new files only under `outputs` (a run's record
+    and snapshots), or none at all when it is empty."""
+    changed = [k for k, v in before.items() if after.get(k) != v]
+    assert not changed, f"user files changed: {changed}"
+    new = [k for k in after if k not in before]
+    stray = [k for k in new if not (outputs and k.startswith(outputs))]
+    assert not stray, f"files made outside {outputs or 'nowhere'}: {stray}"

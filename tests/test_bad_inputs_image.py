@@ -18,7 +18,14 @@ import pytest
 from caffebox import caffelog
 from caffebox.runs import RUN_LABEL
 
-from .bad_inputs import CAFFEBOX, assert_one_paragraph, caffebox, digits_project, fingerprint
+from .bad_inputs import (
+    CAFFEBOX,
+    assert_one_paragraph,
+    assert_untouched,
+    caffebox,
+    digits_project,
+    fingerprint,
+)
 
 pytestmark = pytest.mark.image
 SOLVER = "examples/digits/solver.prototxt"
@@ -84,7 +91,7 @@ def test_bad_input_in_caffe(tmp_path, engine, image, name, breaks, extra, code, 
                                                                   "--image", image]  # fmt: skip
     done = caffebox(*args, cwd=project, timeout=300)
     assert_one_paragraph(done, code, message)
-    assert fingerprint(project) == before
+    assert_untouched(before, fingerprint(project), outputs="snapshots/")
     _no_containers(engine)
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -105,6 +106,14 @@ def test_train_digits_as_a_user(open_tmp, image, engine, user_install):
     accuracy = log.final_test()["accuracy"]
     assert accuracy >= 0.95
     print(f"\ndigits: accuracy {accuracy:.4f}, loss {first:.3f} -> {last:.4f}, {seconds:.1f}s")
+    (record,) = (project / "snapshots" / "digits.runs").iterdir()
+    assert f"caffebox: run record: {record}" in done.stdout
+    meta = json.loads((record / "run.json").read_text())
+    assert meta["exit_code"] == 0 and meta["final"]["test"]["accuracy"] == accuracy
+    assert meta["image"]["caffe_source"] and meta["iterations"] == 1500
+    rows = (record / "iterations.csv").read_text().splitlines()
+    assert rows[0].startswith("iteration,seconds,lr,loss") and len(rows) >= 16
+    assert (record / "curves.png").stat().st_size > 10_000
     for name in ("digits_iter_1500.caffemodel", "digits_iter_1500.solverstate"):
         snap = project / "snapshots" / name
         assert snap.is_file(), f"{snap} missing; have {list((project / 'snapshots').iterdir())}"
