@@ -446,6 +446,51 @@ def export(
 
 
 @task(
+    iterable=["set", "layers"],
+    help={
+        "solver": "The solver to sweep (or, with --status, the sweep's folder).",
+        "set": "NAME=V1,V2: a solver field (base_lr=0.01,0.1) or a layer's setting "
+        "(loss.param_str.delta=0.5,1; loss.loss_weight=1,2); repeat for a grid.",
+        "parallel": "Runs at a time on this engine (default: one per 2 cores, or per GPU).",
+        "resume": "Finish a sweep that was interrupted: skip finished variants.",
+        "layers": "A folder to put on PYTHONPATH (read-only); repeatable.",
+        "image": "Image to run (setting image).",
+        "gpu": "GPUs to share out, one per run: '0,1' or 'all'.",
+        "slurm": "Submit the grid as one Slurm job array instead of running it here.",
+        "slurm_args": "Options for sbatch, e.g. '--partition=gpu --time=2:00:00 --gres=gpu:1'.",
+        "wait": "With --slurm: wait for the array to finish, then show the table.",
+        "status": "Show a sweep's state (Slurm tasks) and its table: caffebox sweep --status DIR.",
+    },
+)
+@friendly
+def sweep(
+    c: Context,
+    solver: str,
+    set: list[str] | None = None,  # noqa: A002 - the option is --set
+    parallel: int = 0,
+    resume: bool = False,
+    layers: list[str] | None = None,
+    image: str = "",
+    gpu: str = "",
+    slurm: bool = False,
+    slurm_args: str = "",
+    wait: bool = False,
+    status: bool = False,
+) -> None:
+    """Train a grid of settings: local runs N at a time, or a Slurm job array."""
+    from caffebox import sweeping
+
+    options = sweeping.SweepOptions(
+        solver=solver, settings=set or [], parallel=parallel, resume=resume,
+        layer_dirs=layers or [], image=image or _settings(c).image, gpu=gpu, slurm=slurm,
+        slurm_args=slurm_args, wait=wait, registry=_settings(c).registry,
+    )  # fmt: skip
+    code = sweeping.status(options) if status else sweeping.sweep(options)
+    if code:
+        raise Exit(code=code)
+
+
+@task(
     help={
         "runs": "Run record folders, in one string: 'snapshots/digits.runs/A snapshots/digits"
         ".runs/B'; a folder of records (a sweep, a *.runs folder) stands for all of them.",
@@ -523,6 +568,7 @@ namespace = Collection(
     test_layers,
     python,
     export,
+    sweep,
     plot,
     publish,
     pull,

@@ -24,10 +24,20 @@ def format_value(value: float | None) -> str:
 class ProgressBar:
     """A tqdm bar fed from Caffe's log; log lines are printed above it."""
 
-    def __init__(self, total: int, stream: TextIO = sys.stderr) -> None:
+    def __init__(
+        self, total: int, stream: TextIO = sys.stderr, position: int | None = None, desc: str = ""
+    ) -> None:
         self.enabled = total > 0 and stream.isatty()
         self._bar = (
-            tqdm(total=total, file=stream, unit="it", dynamic_ncols=True, leave=False)
+            tqdm(
+                total=total,
+                file=stream,
+                unit="it",
+                dynamic_ncols=True,
+                desc=desc or None,
+                position=position,
+                leave=position is not None,
+            )  # fmt: skip
             if self.enabled
             else None
         )

@@ -27,6 +27,10 @@ _ESCAPE = re.compile(r"\\(.)")
 _ESCAPES = {"n": "\n", "t": "\t", "r": "\r"}
 
 
+class Word(str):
+    """An unquoted value that is not a number or bool: an enum name such as CPU."""
+
+
 class ParseError(ValueError):
     """The text is not protobuf text format; the message says where."""
 
@@ -73,7 +77,7 @@ def _scalar(kind: str, raw: str) -> Value:
     try:
         return float(raw)
     except ValueError:
-        return raw  # an enum name such as CPU or SGD
+        return Word(raw)  # an enum name such as CPU or SGD
 
 
 def parse(text: str) -> Message:
@@ -139,3 +143,31 @@ def parse(text: str) -> Message:
 
 def parse_file(path: Path) -> Message:
     return parse(path.read_text())
+
+
+def _format_value(value: Value) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, Word):
+        return str(value)
+    if isinstance(value, (int, float)):
+        return repr(value)
+    text = str(value).replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+    return f'"{text}"'
+
+
+def format(msg: Message, indent: int = 0) -> str:
+    """Protobuf text format for a Message: parse(format(m)) == m (comments are not kept)."""
+    pad = "  " * indent
+    lines = []
+    for name, values in msg.items():
+        for value in values:
+            if isinstance(value, Message):
+                lines.append(f"{pad}{name} {{")
+                body = format(value, indent + 1)
+                if body:
+                    lines.append(body.rstrip("\n"))
+                lines.append(f"{pad}}}")
+            else:
+                lines.append(f"{pad}{name}: {_format_value(value)}")
+    return "\n".join(lines) + ("\n" if lines else "")

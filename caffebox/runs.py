@@ -51,6 +51,8 @@ class RunSpec:
     project_layers: Path | None = paths.LAYERS_DIR
     env: dict[str, str] = field(default_factory=dict)
     gpus: list[str] = field(default_factory=list)
+    # CPUs the container may use ('0-1'), for runs side by side; '' = all.
+    cpuset: str = ""
 
 
 def check_layer_dirs(dirs: Iterable[str | os.PathLike[str]], cwd: Path) -> list[Path]:
@@ -110,8 +112,13 @@ def container_options(spec: RunSpec) -> dict[str, Any]:
         "PYTHONUNBUFFERED": "1",
         "GLOG_logtostderr": "1",
     }
+    if spec.cpuset:
+        threads = str(_count_cpus(spec.cpuset))
+        env.update(OMP_NUM_THREADS=threads, OPENBLAS_NUM_THREADS=threads)
     env.update(spec.env)
+    extra = {"cpuset_cpus": spec.cpuset} if spec.cpuset else {}
     return {
+        **extra,
         "image": spec.image,
         "command": list(spec.command),
         "user": f"{spec.uid}:{spec.gid}",
@@ -131,6 +138,15 @@ def container_options(spec: RunSpec) -> dict[str, Any]:
         "tty": False,
         "stdin_open": False,
     }
+
+
+def _count_cpus(cpuset: str) -> int:
+    """'0-1,4' -> 3."""
+    total = 0
+    for part in cpuset.split(","):
+        low, _, high = part.partition("-")
+        total += int(high or low) - int(low) + 1
+    return total
 
 
 def _lines(chunks: Iterable[bytes]) -> Iterator[str]:
@@ -159,8 +175,14 @@ class RunResult:
 
 
 @contextmanager
-def caught_signals() -> Iterator[list[int]]:
-    """Record STOP_SIGNALS in a list instead of dying; restores the old handlers after."""
+def caught_signals(shared: list[int] | None = None) -> Iterator[list[int]]:
+    """Record STOP_SIGNALS in a list instead of dying; restores the old handlers after.
+
+    With `shared` (a list some main thread's handler fills), just use that.
+    """
+    if shared is not None:
+        yield shared
+        return
     caught: list[int] = []
     if threading.current_thread() is not threading.main_thread():
         yield caught  # only the main thread may set handlers; nothing else gets signals
@@ -198,14 +220,18 @@ def run(
     out: TextIO = sys.stdout,
     grace: float = GRACE_SECONDS,
     record: TextIO | None = None,
+    caught: list[int] | None = None,
+    progress: ProgressBar | None = None,
 ) -> RunResult:
     """Run `spec` to completion; returns the exit code and what Caffe's log said.
 
-    Every log line also goes to `record` (the run record's train.log) when given.
+    Every log line also goes to `record` (the run record's train.log) when given. Runs
+    in other threads (a sweep) pass `caught`, the list the main thread's signal handler
+    fills, and their own `progress` bar.
     """
     log = TrainingLog()
     tail: deque[str] = deque(maxlen=60)
-    with caught_signals() as caught:
+    with caught_signals(caught) as caught:
         try:
             container = client.containers.create(**container_options(spec))
         except docker.errors.DockerException as exc:
@@ -228,7 +254,7 @@ def run(
 
             started = time.monotonic()
             threading.Thread(target=read, daemon=True).start()
-            bar = ProgressBar(max_iter, stream=sys.stderr)
+            bar = progress or ProgressBar(max_iter, stream=sys.stderr)
             handled = 0
             deadline: float | None = None
             while True:

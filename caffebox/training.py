@@ -18,7 +18,7 @@ from caffebox import gpus, locks, records, runs
 from caffebox import solver as solverlib
 from caffebox.engine import image_variant
 from caffebox.errors import CaffeboxError
-from caffebox.progress import format_value
+from caffebox.progress import ProgressBar, format_value
 from caffebox.registry import ensure_image
 
 _IMPORT_ERRORS = ("ModuleNotFoundError", "ImportError", "No module named")
@@ -296,7 +296,11 @@ def summary(result: runs.RunResult, max_iter: int = 0) -> str:
 
 
 def run_recorded(
-    client: docker.DockerClient, train_plan: TrainPlan, out: TextIO = sys.stdout
+    client: docker.DockerClient,
+    train_plan: TrainPlan,
+    out: TextIO = sys.stdout,
+    caught: list[int] | None = None,
+    progress: ProgressBar | None = None,
 ) -> tuple[int, str]:
     """Run the plan with a run record beside its snapshots; the exit status and message."""
     record = records.Record.create(train_plan.solver)
@@ -305,7 +309,7 @@ def run_recorded(
     try:
         result = runs.run(
             client, train_plan.spec, max_iter=train_plan.solver.max_iter, out=out,
-            record=record.log,
+            record=record.log, caught=caught, progress=progress,
         )  # fmt: skip
         code, message = outcome(result, train_plan)
         out.write(summary(result, train_plan.solver.max_iter) + "\n")

@@ -163,9 +163,7 @@ def user_install(open_tmp, wheel) -> Path:
     python = "/usr/bin/python3" if Path("/usr/bin/python3").exists() else sys.executable
     subprocess.run([python, "-m", "venv", str(venv)], check=True)
     # With the [plots] extra, as the README's quick start installs it.
-    subprocess.run(
-        [str(venv / "bin" / "pip"), "install", "--quiet", f"{wheel}[plots]"], check=True
-    )
+    subprocess.run([str(venv / "bin" / "pip"), "install", "--quiet", f"{wheel}[plots]"], check=True)
     for path in [venv.parent, *venv.parent.rglob("*")]:
         if not path.is_symlink():
             path.chmod(path.stat().st_mode | 0o055)

@@ -75,3 +75,25 @@ def test_any_text_parses_or_names_the_line(text):
         assert re.match(r"line \d+: ", str(exc)), str(exc)
     else:
         assert isinstance(result, dict)
+
+
+@given(st.lists(_PIECES, max_size=40).map("".join))
+@settings(max_examples=600, deadline=None)
+def test_format_round_trips(text):
+    """Sweeps write variants with format(): whatever parses must survive the round trip."""
+    from caffebox.prototxt import format
+
+    try:
+        msg = parse(text)
+    except ParseError:
+        return
+    assert parse(format(msg)) == msg
+
+
+def test_enums_stay_bare_and_strings_quoted():
+    from caffebox.prototxt import format
+
+    text = format(parse('solver_mode: CPU lr_policy: "step" a: "q\\"x" b: 1e-05 c: true'))
+    assert text.splitlines() == [
+        "solver_mode: CPU", 'lr_policy: "step"', 'a: "q\\"x"', "b: 1e-05", "c: true",
+    ]  # fmt: skip

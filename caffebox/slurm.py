@@ -1,0 +1,119 @@
+"""A sweep as one Slurm job array: one task per variant, each running `caffebox train`
+on its node the way it runs here (the node's Docker engine, or Podman's socket).
+
+The cluster needs a folder shared by the nodes (the project, where the sweep and its
+records live), caffebox installed where the nodes see it, and the image on every node
+(pulled from the registry setting, or built).
+"""
+
+from __future__ import annotations
+
+import shlex
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from caffebox.errors import CaffeboxError
+from caffebox.sweeps import Variant
+
+SCRIPT = "array.sbatch"
+# States in which a task still holds or waits for a node.
+ACTIVE = {"PENDING", "RUNNING", "CONFIGURING", "COMPLETING", "SUSPENDED", "REQUEUED", "RESIZING"}
+
+
+def _tool(name: str, args: list[str]) -> subprocess.CompletedProcess:
+    try:
+        return subprocess.run([name, *args], capture_output=True, text=True)
+    except FileNotFoundError:
+        raise CaffeboxError(
+            f"{name} is not on PATH: --slurm needs a Slurm client on this machine (the login "
+            "node of your cluster)."
+        ) from None
+
+
+def script(
+    root: Path,
+    variants: list[Variant],
+    indices: list[int],
+    cwd: Path,
+    train_args: list[str],
+    python: str = sys.executable,
+) -> str:
+    """The sbatch script: task N trains variant N with `python -m caffebox train`."""
+    solvers = " ".join(shlex.quote(str(v.solver_file.relative_to(cwd))) for v in variants)
+    args = " ".join(shlex.quote(a) for a in train_args)
+    return f"""#!/bin/bash
+#SBATCH --job-name=caffebox-{root.name}
+#SBATCH --array={",".join(map(str, indices))}
+#SBATCH --output={root}/slurm-%A_%a.out
+#SBATCH --chdir={cwd}
+# Written by caffebox sweep --slurm: one task per variant of {root.name}.
+set -euo pipefail
+solvers=({solvers})
+solver=${{solvers[$SLURM_ARRAY_TASK_ID]}}
+# The node's Docker engine, or Podman's Docker-compatible socket where Docker is absent.
+if [ -z "${{DOCKER_HOST:-}}" ] && [ ! -S /var/run/docker.sock ]; then
+    user_sock="${{XDG_RUNTIME_DIR:-/run/user/$(id -u)}}/podman/podman.sock"
+    for sock in "$user_sock" /run/podman/podman.sock; do
+        if [ -S "$sock" ]; then export DOCKER_HOST="unix://$sock"; break; fi
+    done
+fi
+# A GPU from --gres=gpu:N: Slurm sets CUDA_VISIBLE_DEVICES to the node's GPU numbers.
+gpu=()
+if [ -n "${{CUDA_VISIBLE_DEVICES:-}}" ] && [ -n "${{SLURM_JOB_GPUS:-}}${{SLURM_STEP_GPUS:-}}" ]
+then
+    gpu=(--gpu "$CUDA_VISIBLE_DEVICES")
+fi
+echo "caffebox sweep: task $SLURM_ARRAY_TASK_ID on $(hostname): $solver"
+exec {shlex.quote(python)} -m caffebox train "$solver" --overwrite {args} "${{gpu[@]}}"
+"""
+
+
+def submit(
+    root: Path,
+    variants: list[Variant],
+    indices: list[int],
+    cwd: Path,
+    train_args: list[str],
+    slurm_args: str,
+) -> str:
+    """Write the script and sbatch it; returns the job id."""
+    path = root / SCRIPT
+    path.write_text(script(root, variants, indices, cwd, train_args))
+    done = _tool("sbatch", ["--parsable", *shlex.split(slurm_args), str(path)])
+    if done.returncode != 0:
+        raise CaffeboxError(
+            f"sbatch refused the sweep's job array ({done.stderr.strip() or done.stdout.strip()}). "
+            f"Check --slurm-args and the cluster (sinfo); the script is {path}.",
+            exit_code=1,
+        )
+    return done.stdout.strip().split(";")[0]
+
+
+def task_states(job: str) -> dict[int, str]:
+    """Array task -> state, from sacct (finished) and squeue (queued or running)."""
+    states: dict[int, str] = {}
+    done = _tool("sacct", ["-j", job, "-n", "-P", "-X", "-o", "JobID,State"])
+    for line in done.stdout.splitlines():
+        ident, _, state = line.partition("|")
+        if "_" in ident and ident.split("_", 1)[1].isdigit():
+            states[int(ident.split("_", 1)[1])] = state.split()[0] if state else "?"
+    queued = _tool("squeue", ["-j", job, "-h", "-r", "-o", "%i|%T"])
+    for line in queued.stdout.splitlines():
+        ident, _, state = line.partition("|")
+        if "_" in ident and ident.split("_", 1)[1].isdigit():
+            states[int(ident.split("_", 1)[1])] = state
+    return states
+
+
+def wait(job: str, tasks: int, poll: float = 2.0, timeout: float = 24 * 3600) -> dict[int, str]:
+    """Poll until no task of the array is queued or running; the final states."""
+    deadline = time.monotonic() + timeout
+    while True:
+        states = task_states(job)
+        if len(states) >= tasks and not (set(states.values()) & ACTIVE):
+            return states
+        if time.monotonic() > deadline:
+            raise CaffeboxError(f"Slurm job {job} did not finish in {timeout:.0f} s.", exit_code=1)
+        time.sleep(poll)

@@ -1,0 +1,181 @@
+"""`caffebox sweep`: write the grid, run it (here, or as a Slurm array), report it."""
+
+from __future__ import annotations
+
+import os
+import sys
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TextIO
+
+from caffebox import gpus, plots, runs, slurm, sweeps, training
+from caffebox import solver as solverlib
+from caffebox.errors import CaffeboxError
+from caffebox.progress import ProgressBar
+
+
+@dataclass
+class SweepOptions:
+    """What the user asked `sweep` to do."""
+
+    solver: str
+    image: str
+    settings: list[str] = field(default_factory=list)
+    parallel: int = 0
+    resume: bool = False
+    layer_dirs: list[str] = field(default_factory=list)
+    gpu: str = ""
+    slurm: bool = False
+    slurm_args: str = ""
+    wait: bool = False
+    registry: str = ""
+
+
+def _prepare(options: SweepOptions, cwd: Path) -> tuple[Path, list[sweeps.Variant], list[int]]:
+    """The sweep folder, every variant, and the indices still to run."""
+    if not options.settings:
+        raise CaffeboxError(
+            "A sweep needs at least one --set NAME=V1,V2, e.g. --set base_lr=0.01,0.05."
+        )
+    settings = [sweeps.parse_setting(s) for s in options.settings]
+    solver = solverlib.load(options.solver, cwd)
+    if solver.max_iter <= 0:
+        raise CaffeboxError(f"{solver.path} has no positive max_iter: nothing to sweep.")
+    root = sweeps.sweep_root(solver, settings)
+    if (root / sweeps.SWEEP_FILE).exists() and not options.resume:
+        raise CaffeboxError(
+            f"A sweep of this grid exists in {root}. Finish it with --resume, show it with "
+            f"'caffebox sweep --status {root.relative_to(cwd)}', or move it away to start over."
+        )
+    root.mkdir(parents=True, exist_ok=True)
+    variants = sweeps.write_variants(solver, settings, root)
+    sweeps.save(root, solver, settings, variants)
+    todo = [
+        i for i, v in enumerate(variants)
+        if not (options.resume and (sweeps.latest_record(v) or {}).get("exit_code") == 0)
+    ]  # fmt: skip
+    return root, variants, todo
+
+
+def _report(root: Path, variants: list[sweeps.Variant], rows: list[sweeps.Row] | None,
+            out: TextIO) -> int:  # fmt: skip
+    rows = rows or [sweeps.Row(v, sweeps.latest_record(v)) for v in variants]
+    out.write(sweeps.table(rows) + "\n")
+    for row in rows:
+        if row.error:
+            out.write(f"caffebox: {row.variant.name}: {row.error}\n")
+    records = [Path(r.meta["record"]) for r in rows if r.meta and r.meta.get("record")]
+    if records:
+        try:
+            target = plots.plot(records, root / "curves.png",
+                                labels=[r.variant.name for r in rows if r.meta])  # fmt: skip
+            out.write(f"caffebox: plot of all runs: {target}\n")
+        except plots.NoMatplotlib as exc:
+            out.write(f"caffebox: {exc}\n")
+    failed = [r for r in rows if r.error or not r.meta or r.meta.get("exit_code") != 0]
+    return 1 if failed else 0
+
+
+def sweep(options: SweepOptions, out: TextIO = sys.stdout) -> int:
+    from caffebox import engine, registry
+
+    cwd = Path.cwd().resolve()
+    root, variants, todo = _prepare(options, cwd)
+    out.write(f"caffebox: sweep of {len(variants)} variants in {root.relative_to(cwd)}"
+              f" ({len(todo)} to run)\n")  # fmt: skip
+    if options.slurm:
+        train_args = ["--image", options.image]
+        for folder in options.layer_dirs:
+            train_args += ["--layers", folder]
+        job = slurm.submit(root, variants, todo, cwd, train_args, options.slurm_args)
+        sweeps.save(root, solverlib.load(options.solver, cwd),
+                    [sweeps.parse_setting(s) for s in options.settings], variants,
+                    slurm_job=job)  # fmt: skip
+        out.write(f"caffebox: submitted Slurm job array {job} ({len(todo)} tasks); "
+                  f"'caffebox sweep --status {root.relative_to(cwd)}' shows it\n")  # fmt: skip
+        if not options.wait:
+            return 0
+        states = slurm.wait(job, len(todo))
+        out.write(_states_line(states) + "\n")
+        return _report(root, variants, None, out) or int(
+            any(s != "COMPLETED" for s in states.values())
+        )
+    client = engine.connect()
+    why = registry.ensure_image(client, options.image, options.registry, out=out)
+    if why:
+        raise CaffeboxError(
+            f"The image {options.image} does not exist and cannot be pulled ({why})."
+        )
+    gpu_list = gpus.parse_gpus(options.gpu) if options.gpu else []
+    if gpu_list == ["all"]:
+        raise CaffeboxError("sweep --gpu: name the GPUs to share out, e.g. --gpu 0,1.")
+    parallel = options.parallel or (len(gpu_list) or max(1, (os.cpu_count() or 2) // 2))
+    parallel = max(1, min(parallel, len(todo) or 1))
+    slots = sweeps.cpu_slots(parallel)
+    printing = threading.Lock()
+    devnull = open(os.devnull, "w")
+
+    def run_one(variant: sweeps.Variant, slot: int, index: int, caught: list[int]) -> str:
+        states = list(variant.folder.glob("snapshots/*_iter_*.solverstate*"))
+        plan = training.plan(training.TrainOptions(
+            solver=str(variant.solver_file.relative_to(cwd)), image=options.image,
+            layer_dirs=options.layer_dirs, resume=bool(states), overwrite=not states,
+            gpu=gpu_list[slot % len(gpu_list)] if gpu_list else "",
+        ), cwd=cwd)  # fmt: skip
+        if not gpu_list:
+            plan.spec.cpuset = slots[slot]
+        where = f"GPU {plan.spec.gpus[0]}" if gpu_list else f"CPUs {slots[slot]}"
+        with printing:
+            out.write(f"caffebox: [{index + 1}/{len(variants)}] {variant.name} started ({where})\n")
+            out.flush()
+        bar = ProgressBar(plan.solver.max_iter, stream=sys.stderr, position=index,
+                          desc=variant.name[:30])  # fmt: skip
+        with plan.lock():
+            code, message = training.run_recorded(client, plan, out=devnull, caught=caught,
+                                                  progress=bar)  # fmt: skip
+        bar.finish()
+        with printing:
+            out.write(f"caffebox: [{index + 1}/{len(variants)}] {variant.name} "
+                      f"{'finished' if code == 0 else f'failed (exit {code})'}\n")  # fmt: skip
+            out.flush()
+        return "" if code == 0 else message
+
+    with runs.caught_signals() as caught:
+        rows = sweeps.Runner(run_one, parallel).run([variants[i] for i in todo], caught)
+    devnull.close()
+    by_folder = {r.variant.folder: r for r in rows}
+    all_rows = [by_folder.get(v.folder) or sweeps.Row(v, sweeps.latest_record(v)) for v in variants]
+    code = _report(root, variants, all_rows, out)
+    if caught:
+        again = " ".join(
+            ["caffebox sweep", options.solver, *(f"--set {s}" for s in options.settings)]
+        )
+        out.write(f"caffebox: sweep stopped by a signal; finish it with '{again} --resume'\n")
+        return 128 + caught[0]
+    return code
+
+
+def _states_line(states: dict[int, str]) -> str:
+    counts: dict[str, int] = {}
+    for state in states.values():
+        counts[state] = counts.get(state, 0) + 1
+    return "caffebox: Slurm tasks: " + ", ".join(f"{n} {s}" for s, n in sorted(counts.items()))
+
+
+def status(options: SweepOptions, out: TextIO = sys.stdout) -> int:
+    """The Slurm array's state (if any) and the table of the finished runs."""
+    root = Path(options.solver).resolve()
+    meta = sweeps.load(root)
+    variants = [
+        sweeps.Variant(
+            values=item["values"],
+            folder=root / item["folder"],
+            solver_file=root / item["folder"] / "solver.prototxt",
+        )
+        for item in meta["variants"]
+    ]
+    job = meta.get("slurm_job")
+    if job:
+        out.write(f"caffebox: Slurm job {job}\n{_states_line(slurm.task_states(job))}\n")
+    return _report(root, variants, None, out)
