@@ -92,28 +92,34 @@ def submit(
 
 
 def task_states(job: str) -> dict[int, str]:
-    """Array task -> state, from sacct (finished) and squeue (queued or running)."""
+    """Array task -> state: scontrol (queued, running, and finished for MinJobAge),
+    then sacct where the cluster keeps accounting."""
     states: dict[int, str] = {}
     done = _tool("sacct", ["-j", job, "-n", "-P", "-X", "-o", "JobID,State"])
-    for line in done.stdout.splitlines():
-        ident, _, state = line.partition("|")
-        if "_" in ident and ident.split("_", 1)[1].isdigit():
-            states[int(ident.split("_", 1)[1])] = state.split()[0] if state else "?"
-    queued = _tool("squeue", ["-j", job, "-h", "-r", "-o", "%i|%T"])
-    for line in queued.stdout.splitlines():
-        ident, _, state = line.partition("|")
-        if "_" in ident and ident.split("_", 1)[1].isdigit():
-            states[int(ident.split("_", 1)[1])] = state
+    if done.returncode == 0:
+        for line in done.stdout.splitlines():
+            ident, _, state = line.partition("|")
+            if "_" in ident and ident.split("_", 1)[1].isdigit():
+                states[int(ident.split("_", 1)[1])] = state.split()[0] if state else "?"
+    shown = _tool("scontrol", ["-o", "show", "job", job])
+    for line in shown.stdout.splitlines():
+        fields = dict(f.split("=", 1) for f in line.split() if "=" in f)
+        if fields.get("ArrayTaskId", "").isdigit():
+            states[int(fields["ArrayTaskId"])] = fields.get("JobState", "?")
     return states
 
 
 def wait(job: str, tasks: int, poll: float = 2.0, timeout: float = 24 * 3600) -> dict[int, str]:
-    """Poll until no task of the array is queued or running; the final states."""
+    """Poll until no task of the array is queued or running; the last states seen."""
     deadline = time.monotonic() + timeout
+    seen: dict[int, str] = {}
     while True:
         states = task_states(job)
-        if len(states) >= tasks and not (set(states.values()) & ACTIVE):
-            return states
+        seen.update(states)
+        if len(seen) >= tasks and not (set(states.values()) & ACTIVE):
+            return seen
+        if not states and seen:  # purged from the controller: all ended
+            return seen
         if time.monotonic() > deadline:
             raise CaffeboxError(f"Slurm job {job} did not finish in {timeout:.0f} s.", exit_code=1)
         time.sleep(poll)

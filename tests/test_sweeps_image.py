@@ -1,0 +1,79 @@
+"""Sweeps on the real image: two variants side by side here, and a 3-variant job array
+on a real one-node Slurm cluster (slurmctld, slurmd, munge on localhost)."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from pathlib import Path
+
+import pytest
+
+from .bad_inputs import caffebox, digits_project
+
+pytestmark = pytest.mark.image
+SOLVER = "examples/digits/solver.prototxt"
+
+
+def _short(project: Path, iters: int = 300) -> Path:
+    path = project / SOLVER
+    text = path.read_text().replace("max_iter: 1500", f"max_iter: {iters}")
+    path.write_text(text.replace("test_interval: 500", "test_interval: 100")
+                    .replace("snapshot: 500", "snapshot: 0"))  # fmt: skip
+    return project
+
+
+def _records(root: Path) -> list[dict]:
+    return [json.loads(p.read_text()) for p in sorted(root.glob("*/snapshots/*.runs/*/run.json"))]
+
+
+def test_local_sweep_two_at_a_time(tmp_path, engine, image):
+    project = _short(digits_project(tmp_path))
+    started = time.monotonic()
+    done = caffebox("sweep", SOLVER, "--set", "base_lr=0.01,0.05", "--parallel", "2",
+                    "--image", image, cwd=project, timeout=900)  # fmt: skip
+    took = time.monotonic() - started
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-2000:]
+    (root,) = (project / "sweeps").iterdir()
+    records = _records(root)
+    assert len(records) == 2 and all(r["exit_code"] == 0 for r in records)
+    table = done.stdout[done.stdout.index("variant") :]
+    rows = [line.split() for line in table.splitlines()[2:4]]
+    accuracies = [float(r[-1]) for r in rows]
+    assert accuracies == sorted(accuracies, reverse=True), table
+    assert (root / "curves.png").stat().st_size > 10_000
+    assert "CPUs 0)" in done.stdout and "CPUs 1)" in done.stdout
+    print(f"\nsweep of 2 digits variants, --parallel 2: {took:.1f}s")
+    again = caffebox("sweep", SOLVER, "--set", "base_lr=0.01,0.05", "--resume", "--image", image,
+                     cwd=project)  # fmt: skip
+    assert again.returncode == 0 and "(0 to run)" in again.stdout, again.stdout[-2000:]
+
+
+def test_slurm_array(tmp_path, engine, image, slurm_cluster):
+    project = _short(digits_project(tmp_path))
+    env = {**os.environ, **slurm_cluster}
+    done = caffebox("sweep", SOLVER, "--set", "base_lr=0.01,0.03,0.05", "--slurm", "--wait",
+                    "--image", image, cwd=project, env=env, timeout=1200)  # fmt: skip
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-2000:]
+    assert "Slurm tasks: 3 COMPLETED" in done.stdout
+    (root,) = (project / "sweeps").iterdir()
+    records = _records(root)
+    assert len(records) == 3 and all(r["exit_code"] == 0 for r in records)
+    assert all(r["final"]["test"]["accuracy"] > 0.5 for r in records)
+    status = caffebox("sweep", "--status", str(root.relative_to(project)), cwd=project, env=env)
+    assert status.returncode == 0, status.stdout + status.stderr
+    assert status.stdout.count("base_lr=") == 3 and (root / "curves.png").is_file()
+
+
+def test_slurm_node_without_an_engine_fails_the_task(tmp_path, image, slurm_cluster):
+    project = _short(digits_project(tmp_path), iters=20)
+    env = {**os.environ, **slurm_cluster}
+    done = caffebox("sweep", SOLVER, "--set", "base_lr=0.01", "--slurm", "--wait", "--image",
+                    image, "--slurm-args", "--export=ALL,DOCKER_HOST=unix:///nonexistent.sock",
+                    cwd=project, env=env, timeout=300)  # fmt: skip
+    assert done.returncode != 0
+    assert "1 FAILED" in done.stdout, done.stdout
+    (root,) = (project / "sweeps").iterdir()
+    (output,) = root.glob("slurm-*_0.out")
+    assert "Cannot reach the Docker engine" in output.read_text()
