@@ -59,3 +59,53 @@ def test_cuda13_wheels_form_one_toolkit():
                "nvidia-cuda-cccl")  # fmt: skip
     assert {pins[p][:4] for p in toolkit} == {"13.0"}
     assert pins["nvidia-cudnn-cu13"].startswith("9.")
+
+
+class _FakeEngine:
+    """Records the build calls `images.build` makes."""
+
+    def __init__(self):
+        self.calls = []
+        self.api = self
+        self.images = self
+        self.containers = self
+        self.id = self.short_id = "sha256:x"
+
+    def build(self, **kwargs):
+        self.calls.append(kwargs)
+        return iter([{"stream": "ok\n"}])
+
+    def run(self, *args, **kwargs):
+        return b"PYTHON_VERSION=3.11.2\nNUMPY_VERSION=1.24.2\nCAFFE_COMMIT=abc\nCUDA_VERSION=\n"
+
+    def get(self, name):
+        return self
+
+    def remove(self, *args, **kwargs):
+        pass
+
+
+@pytest.mark.parametrize(
+    "options",
+    [{}, {"nocache": True}, {"jobs": 2, "nocache": True}, {"base_image": "b", "runtime_image": "r"},
+     {"ca_certificates": "none", "nocache": True}],
+)  # fmt: skip
+def test_second_build_call_never_misses_the_cache(tmp_path, options):
+    """--no-cache once reached the final (labels) call and compiled Caffe a second time:
+    the final call must use the cache and pass every earlier stage's ARG unchanged."""
+    src = tmp_path / "caffe"
+    src.mkdir()
+    (src / "Makefile").write_text("all:\n")
+    request = images.BuildRequest(
+        variant=CPU, source=CaffeSource.from_options(str(src), None, None), tag="t:cpu", **options
+    )
+    engine = _FakeEngine()
+    images.build(engine, request, out=open("/dev/null", "w"))
+    first, final = engine.calls
+    assert first["target"] == "runtime" and final["target"] == "final"
+    assert first["nocache"] == options.get("nocache", False)
+    assert final["nocache"] is False
+    stages = _stage_args()
+    earlier = stages["(global)"] | stages["build"] | stages["runtime"]
+    for name in earlier:
+        assert first["buildargs"].get(name) == final["buildargs"].get(name), name
