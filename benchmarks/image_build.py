@@ -1,0 +1,114 @@
+"""A cold build of one Caffe source, phase by phase, and what the runtime image holds.
+
+Runs on the host with an engine (the base image must be there: invoke base-image):
+
+    python benchmarks/image_build.py --caffe-src path/to/caffe[.tar.gz] [--tag T] [--variant cpu]
+
+Builds with --no-cache (the base image stays), times every Dockerfile step from the
+engine's build stream, and prints one table: the seconds of each phase (build deps,
+compile, wheels, runtime deps, final), the compile alone, the ratio of the whole build to
+the compile, the runtime image's size and its 10 largest packages. The compile is the
+baseline: the ratio is what everything else costs on the same machine in the same run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import re
+import sys
+import time
+
+from caffebox import engine, images
+from caffebox.source import CaffeSource
+from caffebox.variants import get_variant
+
+# Which Dockerfile step belongs to which phase: the first pattern found in its text.
+PHASES = [
+    ("compile", r"RUN build-caffe"),
+    ("wheels", r"python3-pip|pip(3)? install"),
+    ("runtime deps", r"runtime-packages\.txt\)"),
+    ("build deps", r"apt-get install"),
+]
+
+
+class TimedLog(io.TextIOBase):
+    """A text sink that times each 'Step N/M : ...' of the classic builder's output."""
+
+    def __init__(self, echo: bool) -> None:
+        self.echo = echo
+        self.steps: list[tuple[str, float]] = []  # (step text, start)
+        self.call = 0
+
+    def write(self, text: str) -> int:
+        now = time.monotonic()
+        for line in text.splitlines():
+            if m := re.match(r"Step (\d+)/\d+ : (.*)", line):
+                if m.group(1) == "1":  # each build call starts again at step 1
+                    self.call += 1
+                self.steps.append((f"{self.call}:{m.group(2)}", now))
+        if self.echo:
+            sys.stderr.write(text)
+        return len(text)
+
+    def durations(self, end: float) -> list[tuple[str, float]]:
+        starts = [t for _, t in self.steps] + [end]
+        return [(s, starts[i + 1] - t) for i, (s, t) in enumerate(self.steps)]
+
+
+def phase_of(step: str) -> str:
+    if step.startswith("2:"):
+        return "final"
+    for phase, pattern in PHASES:
+        if re.search(pattern, step):
+            return phase
+    return "other"
+
+
+def top_packages(client, tag: str, n: int = 10) -> list[tuple[int, str]]:
+    raw = client.containers.run(
+        tag, ["dpkg-query", "-W", "-f", "${Installed-Size} ${Package}\\n"], remove=True,
+        network_mode="none", entrypoint=[],
+    )  # fmt: skip
+    sizes = [(int(kb), name) for kb, name in (line.split() for line in raw.decode().splitlines())]
+    return sorted(sizes, reverse=True)[:n]
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--caffe-src", required=True)
+    parser.add_argument("--tag", default="caffebox:bench")
+    parser.add_argument("--variant", default="cpu")
+    parser.add_argument("--jobs", type=int, default=0)
+    parser.add_argument("--quiet", action="store_true", help="do not echo the build log")
+    args = parser.parse_args()
+    client = engine.connect()
+    request = images.BuildRequest(
+        variant=get_variant(args.variant), source=CaffeSource.from_options(args.caffe_src, None,
+        None), tag=args.tag, jobs=args.jobs or None, nocache=True,
+    )  # fmt: skip
+    log = TimedLog(echo=not args.quiet)
+    started = time.monotonic()
+    images.build(client, request, out=log)
+    total = time.monotonic() - started
+    phases: dict[str, float] = {}
+    for step, seconds in log.durations(started + total):
+        phases[phase_of(step)] = phases.get(phase_of(step), 0.0) + seconds
+    size = client.images.get(args.tag).attrs["Size"]
+    compile_s = phases.get("compile", 0.0)
+    print(f"\ncold build of {args.caffe_src} ({args.variant}), {args.tag}")
+    print(f"{'phase':<14}{'seconds':>9}{'x compile':>11}")
+    for phase in ("build deps", "compile", "wheels", "runtime deps", "final", "other"):
+        if phase in phases:
+            ratio = phases[phase] / compile_s if compile_s else float("nan")
+            print(f"{phase:<14}{phases[phase]:>9.0f}{ratio:>11.2f}")
+    print(f"{'whole build':<14}{total:>9.0f}{total / compile_s if compile_s else 0:>11.2f}")
+    print(f"runtime image: {size / 1e6:.0f} MB")
+    print("largest packages (installed size):")
+    for kb, name in top_packages(client, args.tag):
+        print(f"  {kb / 1024:>7.1f} MB  {name}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
