@@ -251,6 +251,9 @@ def _run_tool(
     if spec.gpus:
         gpus.check_gpu_run(client, spec.image, engine.image_variant(client, spec.image), spec.gpus)
     result = runs.run(client, spec)
+    missing = runs.missing_command(result, spec)
+    if missing:
+        raise CaffeboxError(missing, exit_code=result.exit_code)
     if result.exit_code != 0:
         raise Exit(code=result.exit_code)
 

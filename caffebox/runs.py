@@ -209,6 +209,18 @@ def engine_error(image: str, exc: docker.errors.DockerException) -> CaffeboxErro
     )
 
 
+def missing_command(result: RunResult, spec: RunSpec) -> str:
+    """A paragraph when the image lacked the command itself (the init could not exec it)."""
+    text = "\n".join(result.tail[-5:])
+    if result.exit_code == 127 and "exec" in text and "failed" in text:
+        return (
+            f"The image {spec.image} has no {spec.command[0]!r} to run (the container's init "
+            f"said: {text.strip()}). Run a caffebox image (invoke build-cpu, or --image with "
+            "one that has pycaffe and the caffe tools)."
+        )
+    return ""
+
+
 def _signal_name(signum: int) -> str:
     return "Ctrl-C" if signum == signal.SIGINT else signal.Signals(signum).name
 

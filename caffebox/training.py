@@ -187,6 +187,9 @@ def check_image(
 
 def explain_failure(result: runs.RunResult, train_plan: TrainPlan) -> str:
     """One paragraph after a failed run, pointing at the likely cause."""
+    missing = runs.missing_command(result, train_plan.spec)
+    if missing:
+        return missing
     text = "\n".join(result.tail)
     if "AttributeError: module" in text and "has no attribute" in text:
         return (

@@ -22,22 +22,24 @@ def _log(message: str) -> None:
     print(f"caffebox solve: {message}", file=sys.stderr, flush=True)
 
 
-def solver_mode(solver_file: str) -> str:
-    """CPU or GPU, as the solver file says (Caffe's default is GPU)."""
+def solver_param(solver_file: str):
+    """The solver file as Caffe's SolverParameter (some forks' pycaffe lacks solver.param)."""
     from caffe.proto import caffe_pb2
     from google.protobuf import text_format
 
     param = caffe_pb2.SolverParameter()
     with open(solver_file) as f:
         text_format.Merge(f.read(), param)
-    return "CPU" if param.solver_mode == caffe_pb2.SolverParameter.CPU else "GPU"
+    return param
 
 
 def run(solver_file: str, weights: list[str], gpu: int | None = None) -> int:
     """Fine-tune; 0 when done or stopped by a signal (after a snapshot), as `caffe train`."""
     import caffe
+    from caffe.proto import caffe_pb2
 
-    if gpu is not None or solver_mode(solver_file) == "GPU":
+    param = solver_param(solver_file)
+    if gpu is not None or param.solver_mode == caffe_pb2.SolverParameter.GPU:
         caffe.set_device(gpu or 0)
         caffe.set_mode_gpu()
     else:
@@ -51,8 +53,8 @@ def run(solver_file: str, weights: list[str], gpu: int | None = None) -> int:
         solver.net.copy_from(path)
         for net in solver.test_nets:
             net.copy_from(path)
-    max_iter = int(solver.param.max_iter)
-    chunk = max(1, int(solver.param.display) or 100)
+    max_iter = int(param.max_iter)
+    chunk = max(1, int(param.display) or 100)
     # Step in chunks so a signal is seen between them; Caffe's Solve does the last
     # chunk and what follows the loop (final snapshot, loss, test, "Optimization Done.").
     while max_iter - solver.iter > chunk and not stop:
