@@ -6,8 +6,9 @@ the tasks that run an image pull it when it is missing, before falling back to a
 
 from __future__ import annotations
 
+import functools
 import sys
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import TextIO
 
@@ -90,12 +91,13 @@ class _Progress:
         self.bar.close()
 
 
-def _follow(stream: Iterable[dict], what: str, where: str, out: TextIO) -> dict:
-    """Consume a push/pull stream with a progress bar; the last `aux` (digest) or an error."""
+def _follow(start: Callable[[], Iterable[dict]], what: str, where: str, out: TextIO) -> dict:
+    """Start a push/pull and consume its stream with a progress bar; the last `aux`
+    (the digest), or one clear error whether the engine refuses at once or midway."""
     progress = _Progress(what, out)
     aux: dict = {}
     try:
-        for chunk in stream:
+        for chunk in start():
             if "error" in chunk:
                 raise CaffeboxError(_reason(chunk["error"].strip(), where), exit_code=1)
             aux = chunk.get("aux") or aux
@@ -166,8 +168,10 @@ def publish(
     for ref in references:
         repo, tag = split_reference(ref)
         target.tag(repo, tag)
-        stream = client.api.push(repo, tag, stream=True, decode=True)
-        aux = _follow(stream, f"push {tag}", repository, out)
+        aux = _follow(
+            functools.partial(client.api.push, repo, tag, stream=True, decode=True),
+            f"push {tag}", repository, out,
+        )  # fmt: skip
         done.append(Published(ref, aux.get("Digest", "")))
         out.write(f"caffebox: pushed {ref} {aux.get('Digest', '')}\n")
     return done
@@ -180,10 +184,10 @@ def pull(
     repo, tag = split_reference(remote)
     out.write(f"caffebox: pulling {remote}\n")
     if tag.startswith("sha256:"):
-        stream = client.api.pull(f"{repo}@{tag}", stream=True, decode=True)
+        _follow(lambda: client.api.pull(f"{repo}@{tag}", stream=True, decode=True), "pull",
+                repo, out)  # fmt: skip
     else:
-        stream = client.api.pull(repo, tag, stream=True, decode=True)
-    _follow(stream, "pull", repo, out)
+        _follow(lambda: client.api.pull(repo, tag, stream=True, decode=True), "pull", repo, out)
     if local and local != remote:
         local_repo, local_tag = split_reference(local)
         client.images.get(remote).tag(local_repo, local_tag)

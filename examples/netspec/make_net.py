@@ -14,7 +14,7 @@ a smoothed loss. Writes examples/netspec/net.prototxt.
 from pathlib import Path
 
 import caffe
-from caffe import caffebox_layers as L
+from caffe import layers as L
 from caffe import params as P
 
 HERE = Path(__file__).resolve().parent
