@@ -175,6 +175,9 @@ def rewrite(
             name = _clean(member.name)
             if name in extra or name == ".dockerenv":
                 continue
+            if member.ischr() or member.isblk() or member.isfifo():
+                continue  # device nodes: every runtime binds the host's /dev, and a user
+                # unpacking the tarball may not create them
             if drop_cuda and (member.isfile() or member.issym()) and is_cuda_library(name):
                 report.left_out.append("/" + name)
                 report.left_out_bytes += member.size
@@ -247,6 +250,7 @@ def describe(report: ExportReport, out: Path) -> str:
         )
     lines.append(
         f"caffebox: unpack with 'mkdir img && tar --zstd -xf {out.name} -C img', then "
-        "'ch-run -b $PWD img -c $PWD -- caffebox-run caffe train -solver solver.prototxt'"
+        "'ch-run -b $PWD:/workspace -c /workspace img -- caffebox-run caffe train -solver "
+        "solver.prototxt'"
     )
     return "\n".join(lines)

@@ -27,6 +27,9 @@ def _rootfs() -> bytes:
             info = tarfile.TarInfo(name)
             info.size = len(data)
             tar.addfile(info, io.BytesIO(data))
+        null = tarfile.TarInfo("dev/null")  # docker export has /dev's nodes
+        null.type, null.devmajor, null.devminor = tarfile.CHRTYPE, 1, 3
+        tar.addfile(null)
         link = tarfile.TarInfo("usr/local/cuda/lib64/libcudart.so")
         link.type, link.linkname = tarfile.SYMTYPE, "libcudart.so.13.0.96"
         tar.addfile(link)
@@ -43,6 +46,7 @@ def test_rewrite_adds_the_entry_and_drops_cuda_only_when_asked(drop):
         names = {m.name: m for m in tar.getmembers()}
     assert names[export.ENTRY].mode == 0o755
     assert ".dockerenv" not in names
+    assert "dev/null" not in names, "a user cannot create device nodes when unpacking"
     assert "usr/lib/x86_64-linux-gnu/libcuda.so.1" in names
     assert "opt/caffe/lib/libcaffe.so.1.0.0" in names
     cuda = {n for n in names if export.is_cuda_library(n)}

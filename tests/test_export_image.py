@@ -82,7 +82,8 @@ def test_chroot_as_root(exported, open_tmp):
     try:
         subprocess.run(["mount", "-t", "proc", "proc", str(mounts[1])], check=True)
         done = subprocess.run(
-            ["chroot", f"--userspec={USER}:{USER}", str(rootfs), "/usr/local/bin/caffebox-run",
+            [shutil.which("chroot") or "/usr/sbin/chroot", f"--userspec={USER}:{USER}",
+             str(rootfs), "/usr/local/bin/caffebox-run",
              "sh", "-c", f"cd /workspace && caffe train -solver {SOLVER}"],
             env={"PATH": "/usr/bin:/bin"}, capture_output=True, text=True,
         )  # fmt: skip
