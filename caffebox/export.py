@@ -24,7 +24,7 @@ import docker
 
 from caffebox.errors import CaffeboxError
 
-ENTRY = "usr/local/bin/caffebox-run"
+ENTRY = "usr/bin/caffebox-run"
 # Charliecloud reads an image's environment from here (ch-run --set-env).
 CH_ENVIRONMENT = "ch/environment"
 # Shared objects of the CUDA toolkit that the host provides with --without-cuda-libs.

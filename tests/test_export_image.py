@@ -42,12 +42,13 @@ def _unpack(exported, folder):
     os.chown(folder, USER, USER)
     done = _as_user(["tar", "--zstd", "-xf", str(exported), "-C", str(folder)])
     assert done.returncode == 0, done.stderr[-2000:]
-    assert (folder / "usr/local/bin/caffebox-run").is_file()
+    assert (folder / "usr/bin/caffebox-run").is_file()
     return folder
 
 
 def _project(folder):
     digits_project(folder)
+    (folder / "snapshots").mkdir()  # Caffe itself makes no folder (caffebox train does)
     for path in [folder, *folder.rglob("*")]:
         os.chown(path, USER, USER)
     return folder
@@ -83,7 +84,7 @@ def test_chroot_as_root(exported, open_tmp):
         subprocess.run(["mount", "-t", "proc", "proc", str(mounts[1])], check=True)
         done = subprocess.run(
             [shutil.which("chroot") or "/usr/sbin/chroot", f"--userspec={USER}:{USER}",
-             str(rootfs), "/usr/local/bin/caffebox-run",
+             str(rootfs), "/usr/bin/caffebox-run",
              "sh", "-c", f"cd /workspace && caffe train -solver {SOLVER}"],
             env={"PATH": "/usr/bin:/bin"}, capture_output=True, text=True,
         )  # fmt: skip
