@@ -458,7 +458,7 @@ def export(
         "resume": "Finish a sweep that was interrupted: skip finished variants.",
         "layers": "A folder to put on PYTHONPATH (read-only); repeatable.",
         "image": "Image to run (setting image).",
-        "gpu": "GPUs to share out, one per run: '0,1' or 'all'.",
+        "gpu": "GPUs to share out, one per run at a time, e.g. '0,1'.",
         "slurm": "Submit the grid as one Slurm job array instead of running it here.",
         "slurm_args": "Options for sbatch, e.g. '--partition=gpu --time=2:00:00 --gres=gpu:1'.",
         "wait": "With --slurm: wait for the array to finish, then show the table.",
