@@ -78,3 +78,47 @@ def test_slurm_node_without_an_engine_fails_the_task(tmp_path, image, slurm_clus
     (root,) = (project / "sweeps").iterdir()
     (output,) = root.glob("slurm-*_0.out")
     assert "Cannot reach the Docker engine" in output.read_text()
+
+
+def test_a_failed_run_is_reported_and_the_others_finish(tmp_path, engine, image):
+    project = _short(digits_project(tmp_path), iters=200)
+    done = caffebox("sweep", SOLVER, "--set", "base_lr=1000000,0.05", "--parallel", "1",
+                    "--image", image, cwd=project, timeout=900)  # fmt: skip
+    assert done.returncode == 1, done.stdout[-3000:]
+    assert "base_lr=1000000 failed" in done.stdout and "base_lr=0.05 finished" in done.stdout
+    assert "diverged" in done.stdout  # the failed run's own paragraph, under the table
+    assert not engine.containers.list(all=True, filters={"label": "io.caffebox.run"})
+
+
+def test_ctrl_c_stops_every_run(tmp_path, engine, image):
+    import signal
+    import subprocess
+
+    from .bad_inputs import CAFFEBOX
+
+    project = _short(digits_project(tmp_path), iters=1_000_000)
+    proc = subprocess.Popen(
+        [*CAFFEBOX, "sweep", SOLVER, "--set", "base_lr=0.01,0.05", "--parallel", "2",
+         "--image", image], cwd=project, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+        text=True, preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            running = engine.containers.list(filters={"label": "io.caffebox.run"})
+            if len(running) == 2:
+                break
+            time.sleep(0.5)
+        time.sleep(3)
+        proc.send_signal(signal.SIGINT)
+        out, _ = proc.communicate(timeout=180)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            for c in engine.containers.list(all=True, filters={"label": "io.caffebox.run"}):
+                c.remove(force=True)
+    assert proc.returncode == 130, out[-3000:]
+    assert "--resume" in out
+    assert not engine.containers.list(all=True, filters={"label": "io.caffebox.run"})
+    (root,) = (project / "sweeps").iterdir()
+    assert len(list(root.glob("*/snapshots/*.solverstate"))) == 2, "each run snapshotted"
