@@ -33,6 +33,7 @@ def test_publish_then_train_pulls_the_image(tmp_path, engine, image, registry):
     assert dry.returncode == 0, dry.stderr
     refs = dry.stdout.split()
     assert refs[0] == f"{repo}:cpu" and len(refs) == 3 and refs[2].endswith("-caffebox0.1.0")
+    digest = ""
     try:
         started = time.monotonic()
         pushed = caffebox("publish", "--image", LOCAL, cwd=tmp_path, env=env, timeout=600)
@@ -60,7 +61,7 @@ def test_publish_then_train_pulls_the_image(tmp_path, engine, image, registry):
         assert ran.returncode == 0, ran.stdout[-2000:] + ran.stderr[-2000:]
         assert "pycaffe from /opt/caffe/python" in ran.stdout
     finally:
-        _drop(engine, LOCAL, *refs)
+        _drop(engine, LOCAL, *refs, *([f"{repo}@sha256:{digest}"] if digest else []))
 
 
 def test_wrong_registry_is_one_paragraph(tmp_path, engine, image):
