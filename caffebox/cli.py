@@ -213,6 +213,12 @@ def test(c: Context, unit: bool = False, image: str = "", pytest_args: str = "")
     """Run the test suite: unit tests, then the image tests on the real engine."""
     from caffebox import paths
 
+    if not (paths.ROOT / "tests" / "conftest.py").is_file():
+        raise Exit(
+            "caffebox: the test suite runs from a clone of caffebox ('pip install -e .[test]' "
+            "there, then 'invoke test'); this installation is a wheel without tests.",
+            code=2,
+        )
     args = [sys.executable, "-m", "pytest", str(paths.ROOT / "tests")]
     if unit:
         args += ["-m", "not image"]

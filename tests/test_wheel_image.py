@@ -60,6 +60,8 @@ def test_the_wheel_is_a_real_install(user_install, wheel, tmp_path):
     assert "Editable project location" not in shown
     tops = {line.strip().split("/")[0] for line in shown.splitlines()[1:] if "/" in line}
     assert "layers" not in tops, "the wheel must not install a generic 'layers' package"
+    suite = _run([user_install, "test", "--unit"], tmp_path)
+    assert suite.returncode == 2 and "runs from a clone" in suite.stderr, suite.stderr
     config = _run([user_install, "config"], tmp_path)
     assert config.returncode == 0 and "WITH_PYTHON_LAYER := 1" in config.stdout, config.stderr
     print(f"\nwheel: {wheel.name} {wheel.stat().st_size / 1024:.0f} KiB")
