@@ -36,7 +36,7 @@ class BuildRequest:
     base_image: str | None = None
     runtime_image: str | None = None
     nocache: bool = False
-    ca_certificates: str = ""
+    ca_certificates: str = "auto"
     compile_only: bool = False
     extra_buildargs: dict[str, str] = field(default_factory=dict)
 
@@ -257,7 +257,7 @@ def build_cuda_offline_base(
     client: docker.DockerClient,
     tag: str,
     base_image: str,
-    ca_certificates: str = "",
+    ca_certificates: str = "auto",
     out: TextIO = sys.stdout,
     cuda: str = "13",
 ) -> None:
