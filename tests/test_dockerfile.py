@@ -109,3 +109,32 @@ def test_second_build_call_never_misses_the_cache(tmp_path, options):
     earlier = stages["(global)"] | stages["build"] | stages["runtime"]
     for name in earlier:
         assert first["buildargs"].get(name) == final["buildargs"].get(name), name
+
+
+def _first_steps() -> dict[str, str]:
+    """The first instruction after each FROM, per stage (per Dockerfile for the bases)."""
+    firsts: dict[str, str] = {}
+    for dockerfile in sorted(paths.DOCKER_DIR.glob("*Dockerfile")):
+        stage, waiting = "", False
+        for line in dockerfile.read_text().splitlines():
+            line = line.strip()
+            if m := re.match(r"FROM\s+\S+(?:\s+AS\s+(\S+))?", line, re.I):
+                stage, waiting = f"{dockerfile.name}:{m.group(1) or 'main'}", True
+            elif waiting and line and not line.startswith("#"):
+                firsts[stage] = line
+                waiting = False
+    return firsts
+
+
+def test_no_two_stages_start_alike():
+    """The classic builder's cache picks any child of the parent with the same config: two
+    stages (or Dockerfiles) on one base that begin alike cross over, and after a --no-cache
+    build the labels call compiled Caffe again (seen: BVLC, 313 s for the 'final' call)."""
+    firsts = _first_steps()
+    assert len(firsts) >= 5, firsts  # build, runtime, final, and the two CUDA bases
+    seen: dict[str, str] = {}
+    for stage, step in firsts.items():
+        if stage.endswith(":final"):
+            continue  # FROM runtime: its parent is our own image, not a shared base
+        assert step not in seen, f"{stage} and {seen[step]} both start with {step!r}"
+        seen[step] = stage
