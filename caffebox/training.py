@@ -221,6 +221,12 @@ def explain_failure(result: runs.RunResult, train_plan: TrainPlan) -> str:
             "is not a Caffe model Caffe can read. Pass a .caffemodel (or .caffemodel.h5) "
             "written by Caffe, e.g. a snapshot of an earlier run."
         )
+    if "shares no layer with this net" in text:
+        return (
+            f"caffe exited with {result.exit_code}: --weights {','.join(train_plan.weights)} "
+            "has no layer of this net's names, so nothing would be fine-tuned. Pass weights "
+            "trained for this net, or give the layers you want copied the same names."
+        )
     if "Cannot copy param" in text:
         return (
             f"caffe exited with {result.exit_code}: the --weights come from a net whose layer "

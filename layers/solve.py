@@ -33,6 +33,15 @@ def solver_param(solver_file: str):
     return param
 
 
+def _fingerprint(net) -> list[tuple[float, float]]:
+    """A cheap summary of every learnable blob: it changes when copy_from copied a layer."""
+    return [
+        (float(blob.data.sum()), float(blob.data.flat[0]) if blob.data.size else 0.0)
+        for blobs in net.params.values()
+        for blob in blobs
+    ]
+
+
 def run(solver_file: str, weights: list[str], gpu: int | None = None) -> int:
     """Fine-tune; 0 when done or stopped by a signal (after a snapshot), as `caffe train`."""
     import caffe
@@ -50,9 +59,15 @@ def run(solver_file: str, weights: list[str], gpu: int | None = None) -> int:
     solver = caffe.get_solver(solver_file)
     for path in weights:
         _log(f"Finetuning from {path}")
+        before = _fingerprint(solver.net)
         solver.net.copy_from(path)
         for net in solver.test_nets:
             net.copy_from(path)
+        if before and _fingerprint(solver.net) == before:
+            # Caffe copies layers by name and says nothing when none matches.
+            _log(f"{path} shares no layer with this net: no weight was copied (layers are "
+                 "matched by name)")  # fmt: skip
+            return 2
     max_iter = int(param.max_iter)
     chunk = max(1, int(param.display) or 100)
     # Step in chunks so a signal is seen between them; Caffe's Solve does the last

@@ -6,7 +6,6 @@ Each row is a row of the README's troubleshooting table of bad inputs.
 
 from __future__ import annotations
 
-import os
 import re
 import signal
 import subprocess
@@ -49,19 +48,34 @@ def _no_containers(engine) -> None:
     assert not engine.containers.list(all=True, filters={"label": RUN_LABEL})
 
 
-def _wrong_class(p: Path) -> None:
+def _wrong_class(p: Path, image: str) -> None:
     _edit(p, NET, 'layer: "ArrayData"', 'layer: "ArrayDat"')
 
 
-def _unknown_bottom(p: Path) -> None:
+def _unknown_bottom(p: Path, image: str) -> None:
     _edit(p, NET, 'bottom: "data"', 'bottom: "dataa"')
 
 
-def _random_weights(p: Path) -> None:
-    (p / "w.caffemodel").write_bytes(os.urandom(4096))
+def _random_weights(p: Path, image: str) -> None:
+    # Not os.urandom: random bytes sometimes parse as a protobuf with no layers (seen).
+    (p / "w.caffemodel").write_bytes(b"\xff" * 4096)
 
 
-def _gpu_solver(p: Path) -> None:
+def _foreign_weights(p: Path, image: str) -> None:
+    """A real .caffemodel, of a net whose layer names the digits net does not have."""
+    (p / "make_foreign.py").write_text(
+        "import caffe\n"
+        'open(\'f.prototxt\', \'w\').write(\'layer { name: "x" type: "Input" top: "x" '
+        'input_param { shape { dim: 1 dim: 4 } } } layer { name: "other" '
+        'type: "InnerProduct" bottom: "x" top: "y" inner_product_param { '
+        "num_output: 2 } }')\n"
+        "caffe.Net('f.prototxt', caffe.TEST).save('foreign.caffemodel')\n"
+    )
+    done = caffebox("python", "make_foreign.py", "--image", image, cwd=p)
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
+def _gpu_solver(p: Path, image: str) -> None:
     _edit(p, SOLVER, "solver_mode: CPU", "solver_mode: GPU")
 
 
@@ -73,6 +87,8 @@ ROWS = [
      r"caffe exited with 134; the log above shows why"),
     ("weights-random-bytes", _random_weights, ["--weights", "w.caffemodel"], 134,
      r"--weights \S+w.caffemodel is not a Caffe model"),
+    ("weights-of-another-net", _foreign_weights, ["--weights", "foreign.caffemodel"], 2,
+     r"has no layer of this net's names"),
     ("gpu-solver-on-cpu-image", _gpu_solver, [], 2, r"sets solver_mode: GPU, but \S+ is the CPU"),
     ("image-missing", None, ["--image", "caffebox-no-such:image"], 2,
      r"The image caffebox-no-such:image does not exist"),
@@ -85,7 +101,7 @@ def test_bad_input_in_caffe(tmp_path, engine, image, name, breaks, extra, code, 
     project = digits_project(tmp_path)
     _short(project)
     if breaks:
-        breaks(project)
+        breaks(project, image)
     before = fingerprint(project)
     args = ["train", SOLVER, *extra] if "--image" in extra else ["train", SOLVER, *extra,
                                                                   "--image", image]  # fmt: skip
