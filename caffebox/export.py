@@ -4,7 +4,9 @@ Clusters run unprivileged runtimes (Charliecloud's ch-run, Apptainer's --sandbox
 chroot, none of which read an image's ENV. The export adds `caffebox-run`, a shell
 entry that sets what the image's ENV sets, so `caffebox-run caffe train ...` behaves
 as in Docker. `--without-cuda-libs` leaves out the CUDA toolkit libraries (cudart,
-cuBLAS, cuDNN, cuRAND, NCCL) so the host's own are used; the driver is always the host's.
+cuBLAS, cuDNN, cuRAND, NCCL), wherever they are, and everything else under
+/usr/local/cuda* (a gpu image built on an offline base carries nvcc there), so the host's
+own are used; the driver is always the host's.
 """
 
 from __future__ import annotations
@@ -38,6 +40,14 @@ CUDA_SEARCH = (
 )
 # Inside the container, NVIDIA's pip wheels are found where the user binds them.
 WHEEL_GLOBS = ("/opt/nvidia/*/lib", "/usr/local/lib/python3*/*-packages/nvidia/*/lib")
+
+
+def in_cuda_toolkit(name: str) -> bool:
+    """A file inside /usr/local/cuda* (the compiler, headers, static and other libraries):
+    a runtime with the host's CUDA needs none of it. The folder itself stays, as the place
+    to bind the host's CUDA."""
+    parts = name.split("/")
+    return len(parts) > 3 and parts[:2] == ["usr", "local"] and parts[2].startswith("cuda")
 
 
 def is_cuda_library(name: str) -> bool:
@@ -178,7 +188,11 @@ def rewrite(
             if member.ischr() or member.isblk() or member.isfifo():
                 continue  # device nodes: every runtime binds the host's /dev, and a user
                 # unpacking the tarball may not create them
-            if drop_cuda and (member.isfile() or member.issym()) and is_cuda_library(name):
+            if (
+                drop_cuda
+                and not member.isdir()
+                and (is_cuda_library(name) or in_cuda_toolkit(name))
+            ):
                 report.left_out.append("/" + name)
                 report.left_out_bytes += member.size
                 continue
@@ -245,7 +259,7 @@ def describe(report: ExportReport, out: Path) -> str:
     lines.append("caffebox: largest: " + ", ".join(f"{k} {v / mb:.0f} MB" for k, v in top))
     if report.left_out:
         lines.append(
-            f"caffebox: left out {len(report.left_out)} CUDA library files "
+            f"caffebox: left out {len(report.left_out)} CUDA files "
             f"({report.left_out_bytes / mb:.0f} MB): the host's are used"
         )
     lines.append(

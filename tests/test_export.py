@@ -22,6 +22,8 @@ def _rootfs() -> bytes:
             ("usr/lib/x86_64-linux-gnu/libnccl.so.2", b"n" * 20),
             ("usr/lib/x86_64-linux-gnu/libcuda.so.1", b"driver"),  # the driver's: never ours
             ("opt/caffe/lib/libcaffe.so.1.0.0", b"caffe"),
+            ("usr/local/cuda/bin/nvcc", b"compiler"),
+            ("usr/local/cuda/include/cuda.h", b"header"),
             (".dockerenv", b""),
         ]:
             info = tarfile.TarInfo(name)
@@ -50,11 +52,12 @@ def test_rewrite_adds_the_entry_and_drops_cuda_only_when_asked(drop):
     assert "usr/lib/x86_64-linux-gnu/libcuda.so.1" in names
     assert "opt/caffe/lib/libcaffe.so.1.0.0" in names
     cuda = {n for n in names if export.is_cuda_library(n)}
+    toolkit = {n for n in names if n.startswith("usr/local/cuda/")}
     if drop:
-        assert not cuda
-        assert len(report.left_out) == 5 and report.left_out_bytes == 240
+        assert not cuda and not toolkit
+        assert len(report.left_out) == 7 and report.left_out_bytes == 240 + 14
     else:
-        assert len(cuda) == 5 and not report.left_out
+        assert len(cuda) == 5 and len(toolkit) == 5 and not report.left_out
 
 
 def _script(tmp_path, env, cuda_from_host, **where):
