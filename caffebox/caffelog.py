@@ -32,7 +32,6 @@ class TrainingLog:
     tests: list[tuple[int, dict[str, float]]] = field(default_factory=list)
     snapshots: list[str] = field(default_factory=list)
     done: bool = False
-    stopped_early: bool = False
     finetuned_from: list[str] = field(default_factory=list)
     # One row per iteration Caffe reported anything for: seconds, lr, loss, train/NAME,
     # test/NAME (test1/NAME for a second test net); the CSV of a run record.
@@ -79,9 +78,6 @@ class TrainingLog:
             return False
         if m := _FINETUNE.search(line):
             self.finetuned_from.append(m.group(1))
-            return False
-        if "Optimization stopped early" in line:
-            self.stopped_early = True
             return False
         if "Optimization Done." in line:
             self.done = True

@@ -248,12 +248,7 @@ def _run_tool(
         gpus=gpus.parse_gpus(gpu) if gpu else [],
     )
     client = engine.connect()
-    why = registry.ensure_image(client, spec.image, _settings(c).registry)
-    if why:
-        raise CaffeboxError(
-            f"The image {spec.image} does not exist and cannot be pulled ({why}). Build it with "
-            "'invoke build-cpu', set the registry setting, or pass --image with one you have."
-        )
+    registry.require_image(client, spec.image, _settings(c).registry)
     if spec.gpus:
         gpus.check_gpu_run(client, spec.image, engine.image_variant(client, spec.image), spec.gpus)
     result = runs.run(client, spec)

@@ -14,7 +14,6 @@ from __future__ import annotations
 import io
 import re
 import shlex
-import sys
 import tarfile
 import time
 from collections.abc import Iterable, Iterator
@@ -211,7 +210,6 @@ def export(
     out: Path,
     without_cuda_libs: bool = False,
     level: int = 10,
-    log: IO[str] = sys.stdout,
 ) -> ExportReport:
     """Write `image`'s root filesystem with caffebox-run to `out` (.tar.zst)."""
     import zstandard

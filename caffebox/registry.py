@@ -193,6 +193,16 @@ def pull(
         client.images.get(remote).tag(local_repo, local_tag)
 
 
+def require_image(client: docker.DockerClient, image: str, registry: str) -> None:
+    """ensure_image, or one clear error: for tasks that cannot build the image themselves."""
+    why = ensure_image(client, image, registry)
+    if why:
+        raise CaffeboxError(
+            f"The image {image} does not exist and cannot be pulled ({why}). Build it with "
+            "'invoke build-cpu', set the registry setting, or pass --image with one you have."
+        )
+
+
 def ensure_image(
     client: docker.DockerClient, image: str, registry: str, out: TextIO = sys.stdout
 ) -> str:

@@ -221,7 +221,8 @@ def missing_command(result: RunResult, spec: RunSpec) -> str:
     return ""
 
 
-def _signal_name(signum: int) -> str:
+def signal_name(signum: int) -> str:
+    """How people call a stop signal: Ctrl-C for SIGINT, else its name."""
     return "Ctrl-C" if signum == signal.SIGINT else signal.Signals(signum).name
 
 
@@ -275,7 +276,7 @@ def run(
                     bar.clear()
                     if deadline is None:
                         out.write(
-                            f"caffebox: {_signal_name(caught[0])}: asking Caffe to snapshot and "
+                            f"caffebox: {signal_name(caught[0])}: asking Caffe to snapshot and "
                             f"stop (up to {grace:.0f} s; press Ctrl-C again to kill it)\n"
                         )
                         out.flush()

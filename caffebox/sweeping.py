@@ -89,9 +89,7 @@ def sweep(options: SweepOptions, out: TextIO = sys.stdout) -> int:
         for folder in options.layer_dirs:
             train_args += ["--layers", folder]
         job = slurm.submit(root, variants, todo, cwd, train_args, options.slurm_args)
-        sweeps.save(root, solverlib.load(options.solver, cwd),
-                    [sweeps.parse_setting(s) for s in options.settings], variants,
-                    slurm_job=job)  # fmt: skip
+        sweeps.add_to_file(root, slurm_job=job)
         out.write(f"caffebox: submitted Slurm job array {job} ({len(todo)} tasks); "
                   f"'caffebox sweep --status {root.relative_to(cwd)}' shows it\n")  # fmt: skip
         if not options.wait:
@@ -102,11 +100,7 @@ def sweep(options: SweepOptions, out: TextIO = sys.stdout) -> int:
             any(s != "COMPLETED" for s in states.values())
         )
     client = engine.connect()
-    why = registry.ensure_image(client, options.image, options.registry, out=out)
-    if why:
-        raise CaffeboxError(
-            f"The image {options.image} does not exist and cannot be pulled ({why})."
-        )
+    registry.require_image(client, options.image, options.registry)
     gpu_list = gpus.parse_gpus(options.gpu) if options.gpu else []
     if gpu_list == ["all"]:
         raise CaffeboxError("sweep --gpu: name the GPUs to share out, e.g. --gpu 0,1.")

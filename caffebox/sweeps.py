@@ -21,7 +21,7 @@ import re
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -188,7 +188,6 @@ class Row:
     variant: Variant
     meta: dict[str, Any] | None
     error: str = ""
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 def metric_name(rows: list[Row]) -> str:
@@ -236,17 +235,21 @@ def table(rows: list[Row]) -> str:
     return "\n".join([text[0], "  ".join("-" * w for w in widths), *text[1:]])
 
 
-def save(root: Path, solver: Solver, settings: list[Setting], variants: list[Variant],
-         **extra: Any) -> None:  # fmt: skip
+def save(root: Path, solver: Solver, settings: list[Setting], variants: list[Variant]) -> None:
     meta = {
         "solver": str(solver.path.relative_to(solver.cwd)),
         "settings": {s.key: list(s.values) for s in settings},
         "variants": [
             {"folder": str(v.folder.relative_to(root)), "values": v.values} for v in variants
         ],
-        **extra,
     }
     (root / SWEEP_FILE).write_text(json.dumps(meta, indent=2) + "\n")
+
+
+def add_to_file(root: Path, **fields: Any) -> None:
+    """Record more about a saved sweep (the Slurm job that runs it)."""
+    path = root / SWEEP_FILE
+    path.write_text(json.dumps({**json.loads(path.read_text()), **fields}, indent=2) + "\n")
 
 
 def load(root: Path) -> dict[str, Any]:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import shutil
-import signal
 import sys
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -259,11 +258,9 @@ def outcome(result: runs.RunResult, train_plan: TrainPlan) -> tuple[int, str]:
     log, max_iter = result.log, train_plan.solver.max_iter
     where = f"at iteration {log.iteration} of {max_iter}"
     if result.interrupted:
-        name = "Ctrl-C" if result.stop_signal == signal.SIGINT else (
-            signal.Signals(result.stop_signal).name
-        )  # fmt: skip
         return 128 + result.stop_signal, (
-            f"stopped by {name} {where}, before max_iter. " + _resume_hint(result, train_plan)
+            f"stopped by {runs.signal_name(result.stop_signal)} {where}, before max_iter. "
+            + _resume_hint(result, train_plan)
         )
     if result.exit_code != 0:
         return result.exit_code, explain_failure(result, train_plan)
