@@ -7,7 +7,8 @@ Runs on the host with an engine (the base image must be there: invoke base-image
 Builds with --no-cache (the base image stays), times every Dockerfile step from the
 engine's build stream, and prints one table: the seconds of each phase (build deps,
 compile, wheels, runtime deps, final), the compile alone, the ratio of the whole build to
-the compile, the runtime image's size and its 10 largest packages. The compile is the
+the compile, the runtime image's size and its 10 largest items (packages, libraries bundled
+from packages, wheels). The compile is the
 baseline: the ratio is what everything else costs on the same machine in the same run.
 """
 
@@ -27,8 +28,9 @@ from caffebox.variants import get_variant
 PHASES = [
     ("compile", r"RUN build-caffe"),
     ("wheels", r"python3-pip|pip(3)? install"),
-    ("runtime deps", r"runtime-packages\.txt\)"),
-    ("build deps", r"apt-get install"),
+    ("bundle", r"RUN bundle-libs|COPY --from=build /opt/caffe"),
+    ("runtime deps", r"python3-pytest"),
+    ("build deps", r"apt-get install|RUN prepare-caffe"),
 ]
 
 
@@ -65,13 +67,28 @@ def phase_of(step: str) -> str:
     return "other"
 
 
-def top_packages(client, tag: str, n: int = 10) -> list[tuple[int, str]]:
+# What takes the space, in one list: installed packages, the libraries bundled from
+# packages (grouped by the package they came from), and the pydeps wheels.
+SIZES = r"""
+dpkg-query -W -f '${Installed-Size} package ${Package}\n' | awk '{print $1 * 1024, $2, $3}'
+cd /opt/caffe/lib/deps 2>/dev/null && while read -r f pkg v; do
+    echo "$(stat -Lc %s "$f") bundled $pkg"; done < PACKAGES
+cd /opt/caffe/pydeps 2>/dev/null && for d in *; do
+    echo "$(du -sb "$d" | cut -f1) wheel $d"; done
+"""
+
+
+def largest(client, tag: str, n: int = 10) -> list[tuple[int, str]]:
+    """The n largest items of the image as (bytes, 'kind name'), bundled files summed per
+    package."""
     raw = client.containers.run(
-        tag, ["dpkg-query", "-W", "-f", "${Installed-Size} ${Package}\\n"], remove=True,
-        network_mode="none", entrypoint=[],
-    )  # fmt: skip
-    sizes = [(int(kb), name) for kb, name in (line.split() for line in raw.decode().splitlines())]
-    return sorted(sizes, reverse=True)[:n]
+        tag, ["sh", "-c", SIZES], remove=True, network_mode="none", entrypoint=[]
+    ).decode()
+    sizes: dict[str, int] = {}
+    for line in raw.splitlines():
+        size, kind, name = line.split()
+        sizes[f"{kind} {name}"] = sizes.get(f"{kind} {name}", 0) + int(size)
+    return sorted(((b, k) for k, b in sizes.items()), reverse=True)[:n]
 
 
 def main() -> int:
@@ -98,15 +115,15 @@ def main() -> int:
     compile_s = phases.get("compile", 0.0)
     print(f"\ncold build of {args.caffe_src} ({args.variant}), {args.tag}")
     print(f"{'phase':<14}{'seconds':>9}{'x compile':>11}")
-    for phase in ("build deps", "compile", "wheels", "runtime deps", "final", "other"):
+    for phase in ("runtime deps", "build deps", "compile", "wheels", "bundle", "final", "other"):
         if phase in phases:
             ratio = phases[phase] / compile_s if compile_s else float("nan")
             print(f"{phase:<14}{phases[phase]:>9.0f}{ratio:>11.2f}")
     print(f"{'whole build':<14}{total:>9.0f}{total / compile_s if compile_s else 0:>11.2f}")
     print(f"runtime image: {size / 1e6:.0f} MB")
-    print("largest packages (installed size):")
-    for kb, name in top_packages(client, args.tag):
-        print(f"  {kb / 1024:>7.1f} MB  {name}")
+    print("largest items (installed packages, bundled libraries by package, wheels):")
+    for size, name in largest(client, args.tag):
+        print(f"  {size / 1e6:>7.1f} MB  {name}")
     return 0
 
 

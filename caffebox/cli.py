@@ -88,6 +88,7 @@ def base_image(c: Context, image: str = "", mirror: str = "", force: bool = Fals
 def build_variant(
     c: Context,
     variant: str,
+    *,
     tag: str = "",
     caffe_src: str = "",
     caffe_repo: str = "",
@@ -148,7 +149,10 @@ def build_cpu(
     no_cache: bool = False,
 ) -> None:
     """Build the CPU image: Caffe compiled WITH_PYTHON_LAYER := 1, CPU_ONLY, OpenBLAS."""
-    build_variant(c, "cpu", tag, caffe_src, caffe_repo, caffe_ref, jobs, no_cache)
+    build_variant(
+        c, "cpu", tag=tag, caffe_src=caffe_src, caffe_repo=caffe_repo, caffe_ref=caffe_ref,
+        jobs=jobs, no_cache=no_cache,
+    )  # fmt: skip
 
 
 @task(
@@ -195,7 +199,9 @@ def train(
         client = engine.connect()
         # The images caffebox itself names can be built on demand; others must exist.
         variant = {s.cpu_image: "cpu", s.gpu_image: "gpu"}.get(options.image)
-        builder = functools.partial(build_variant, c, variant, options.image) if variant else None
+        builder = (
+            functools.partial(build_variant, c, variant, tag=options.image) if variant else None
+        )
         training.check_image(client, train_plan, builder, registry=s.registry)
         code, message = training.run_recorded(client, train_plan)
     if code != 0:
@@ -398,8 +404,9 @@ def build_gpu(
 ) -> None:
     """Build the GPU image: CUDA 12, cuDNN (8/9 via caffebox's compat header), NCCL."""
     build_variant(
-        c, "gpu", tag, caffe_src, caffe_repo, caffe_ref, jobs, no_cache,
-        cuda_arch, base_image, runtime_image, compile_only,
+        c, "gpu", tag=tag, caffe_src=caffe_src, caffe_repo=caffe_repo, caffe_ref=caffe_ref,
+        jobs=jobs, no_cache=no_cache, cuda_arch=cuda_arch, base_image=base_image,
+        runtime_image=runtime_image, compile_only=compile_only,
     )  # fmt: skip
 
 
@@ -415,7 +422,8 @@ def cuda_base(c: Context, tag: str = "", base: str = "", cuda: str = "13") -> No
     """Make an offline CUDA build base, cuDNN 9 and NCCL included, from Debian and PyPI.
 
     For machines that cannot pull NVIDIA's images: build-gpu --base-image TAG
-    --runtime-image TAG --cuda-arch 80,90 then compiles the gpu variant, cuDNN included.
+    --runtime-image TAG-runtime --cuda-arch 80,90 then builds the gpu variant, cuDNN
+    included (CUDA 13 also makes TAG-runtime, the shared libraries without the toolkit).
     """
     from caffebox import engine, images
 

@@ -245,12 +245,18 @@ def build(client: docker.DockerClient, request: BuildRequest, out: TextIO = sys.
     return image.id
 
 
-# The offline CUDA build bases, by CUDA major, as (Dockerfile, default tag): Debian's
-# toolkit (11.8), or NVIDIA's PyPI wheels (13).
+# The offline CUDA build bases, by CUDA major, as (Dockerfile, default tag, targets): Debian's
+# toolkit (11.8, one image), or NVIDIA's PyPI wheels (13: devel, and runtime as TAG-runtime).
 CUDA_OFFLINE_BASES = {
-    "11": ("docker/cuda-offline.Dockerfile", "caffebox/cuda-offline:11.8"),
-    "13": ("docker/cuda13-offline.Dockerfile", "caffebox/cuda-offline:13"),
+    "11": ("docker/cuda-offline.Dockerfile", "caffebox/cuda-offline:11.8", ("",)),
+    "13": ("docker/cuda13-offline.Dockerfile", "caffebox/cuda-offline:13", ("devel", "runtime")),
 }
+
+
+def runtime_tag_of(tag: str) -> str:
+    """The runtime base's tag beside an offline devel base's: caffebox/cuda-offline:13 ->
+    caffebox/cuda-offline:13-runtime."""
+    return f"{tag}-runtime" if ":" in tag.rsplit("/", 1)[-1] else f"{tag}:runtime"
 
 
 def build_cuda_offline_base(
@@ -260,23 +266,29 @@ def build_cuda_offline_base(
     ca_certificates: str = "auto",
     out: TextIO = sys.stdout,
     cuda: str = "13",
-) -> None:
+) -> list[str]:
     """Build an offline CUDA base: CUDA 11.8 from Debian with cuDNN and NCCL wheels, or
-    CUDA 13 wholly from NVIDIA's wheels. An empty `tag` takes that base's default."""
+    CUDA 13 wholly from NVIDIA's wheels (devel and runtime). An empty `tag` takes that
+    base's default. Returns the tags made."""
     known = CUDA_OFFLINE_BASES.get(cuda.split(".")[0])
     if known is None:
         raise CaffeboxError(
             f"cuda-base --cuda {cuda}: caffebox makes offline CUDA bases for "
             f"{' and '.join(sorted(CUDA_OFFLINE_BASES))} only."
         )
-    dockerfile, default_tag = known
+    dockerfile, default_tag, targets = known
     tag = tag or default_tag
     buf = io.BytesIO()
     with tarfile.open(fileobj=buf, mode="w") as tar:
         tar.add(str(paths.DOCKER_DIR), arcname="docker")
         _add_bytes(tar, "build/ca-certificates.crt", _read_certificates(ca_certificates))
-    out.write(f"caffebox: building the offline CUDA base {tag} on {base_image}\n")
-    _stream_build(
-        client, buf, tag=tag, target="", buildargs={"BASE_IMAGE": base_image},
-        nocache=False, out=out, dockerfile=dockerfile,
-    )  # fmt: skip
+    made = []
+    for target in targets:
+        name = runtime_tag_of(tag) if target == "runtime" else tag
+        out.write(f"caffebox: building the offline CUDA base {name} on {base_image}\n")
+        _stream_build(
+            client, buf, tag=name, target=target, buildargs={"BASE_IMAGE": base_image},
+            nocache=False, out=out, dockerfile=dockerfile,
+        )  # fmt: skip
+        made.append(name)
+    return made

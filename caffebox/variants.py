@@ -30,7 +30,7 @@ class Variant:
     @property
     def pkgconfig_modules(self) -> str:
         """pkg-config modules whose include/library folders Caffe needs."""
-        return "hdf5 opencv4"
+        return "hdf5"
 
 
 CPU = Variant(

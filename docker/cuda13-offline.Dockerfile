@@ -2,9 +2,11 @@
 # the runtime, CCCL, cuBLAS, cuRAND, cuDNN 9 and NCCL. CUDA 13 wheels install into one tree
 # (nvidia/cu13/{bin,include,lib,nvvm}); with cuDNN's and NCCL's include/ and lib/ merged in,
 # it is laid out as NVIDIA's images are (CUDA_DIR=/usr/local/cuda, lib64/). It compiles
-# and links everything; it runs nothing (no driver here).
+# and links everything; it runs nothing (no driver here). Two targets, as NVIDIA's images:
+# devel (the build stage's base) and runtime (the shared libraries only: no nvcc, NVVM,
+# headers, static libraries or pip; the runtime stage's base).
 ARG BASE_IMAGE=debian:bookworm-slim
-FROM ${BASE_IMAGE}
+FROM ${BASE_IMAGE} AS devel
 # First step unlike any in the other Dockerfiles (the classic builder's cache, see
 # cuda-offline.Dockerfile).
 LABEL io.caffebox.image="cuda13-offline-base"
@@ -25,3 +27,13 @@ RUN if [ -s /tmp/caffebox/ca-certificates.crt ]; then \
     && /usr/local/cuda/bin/nvcc --version | tail -2 \
     && rm -rf /tmp/wheels
 ENV PATH=/usr/local/cuda/bin:$PATH
+
+# Only what a program built on devel loads: the shared libraries of cuda13-wheels.txt's
+# runtime wheels (not NVVM, which is nvcc's).
+FROM ${BASE_IMAGE} AS runtime
+LABEL io.caffebox.image="cuda13-offline-runtime"
+COPY --from=devel /usr/local/cuda/lib64/libcudart.so.* /usr/local/cuda/lib64/libcublas*.so.* \
+     /usr/local/cuda/lib64/libcurand.so.* /usr/local/cuda/lib64/libcudnn*.so.* \
+     /usr/local/cuda/lib64/libnccl.so.* /usr/local/cuda/lib64/
+RUN ln -s lib64 /usr/local/cuda/lib \
+    && echo /usr/local/cuda/lib64 > /etc/ld.so.conf.d/cuda.conf && ldconfig

@@ -102,13 +102,24 @@ def image(request, engine, caffe_src) -> str:
         return given
     done = subprocess.run([sys.executable, "-m", "invoke", "base-image"], cwd=ROOT)
     assert done.returncode == 0, "invoke base-image failed"
-    done = subprocess.run(
+    with subprocess.Popen(
         [sys.executable, "-m", "invoke", "build-cpu", "--caffe-src", caffe_src,
          "--tag", TEST_IMAGE],
-        cwd=ROOT,
-    )  # fmt: skip
-    assert done.returncode == 0, "invoke build-cpu failed (build log above)"
+        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    ) as build:  # fmt: skip
+        for line in build.stdout:
+            sys.stdout.write(line)
+            _BUILD_LOG.append(line)
+    assert build.returncode == 0, "invoke build-cpu failed (build log above)"
     return TEST_IMAGE
+
+
+_BUILD_LOG: list[str] = []
+
+
+def build_log() -> str:
+    """The output of the image fixture's build ('' when an image was given)."""
+    return "".join(_BUILD_LOG)
 
 
 @pytest.fixture

@@ -1,5 +1,6 @@
 """The Dockerfile's stages and the build args caffebox passes: no engine needed."""
 
+import dataclasses
 import re
 
 import pytest
@@ -7,7 +8,7 @@ import pytest
 from caffebox import images, paths
 from caffebox.errors import CaffeboxError
 from caffebox.source import CaffeSource
-from caffebox.variants import CPU
+from caffebox.variants import CPU, GPU
 
 
 def _stage_args() -> dict[str, set[str]]:
@@ -32,7 +33,7 @@ def test_label_args_reach_only_the_final_stage():
     labels = images.label_args(request, {"CAFFE_COMMIT": "abc"}, "")
     assert labels["CAFFE_REVISION"] == "abc"
     assert set(labels) <= stages["final"]
-    for stage in ("build", "runtime"):
+    for stage in ("runtime-base", "build", "runtime"):
         assert not set(labels) & stages[stage], f"{stage} declares {set(labels) & stages[stage]}"
 
 
@@ -85,28 +86,54 @@ class _FakeEngine:
         pass
 
 
+# A value other than the default for every BuildRequest option (variant, source and tag
+# aside): a new option fails test_every_option_is_tried until it is tried here too.
+OPTION_VALUES = {
+    "jobs": 2,
+    "base_image": "b",
+    "runtime_image": "r",
+    "nocache": True,
+    "ca_certificates": "none",
+    "compile_only": True,
+    "extra_buildargs": {"CUPY_VERSION": "13.0.0"},
+}
+
+
+def test_every_option_is_tried():
+    options = {f.name for f in dataclasses.fields(images.BuildRequest)}
+    assert options - {"variant", "source", "tag"} == set(OPTION_VALUES)
+
+
+@pytest.mark.parametrize("variant", [CPU, GPU], ids=["cpu", "gpu"])
 @pytest.mark.parametrize(
     "options",
-    [{}, {"nocache": True}, {"jobs": 2, "nocache": True}, {"base_image": "b", "runtime_image": "r"},
-     {"ca_certificates": "none", "nocache": True}],
+    [{}] + [{name: value} for name, value in OPTION_VALUES.items()]
+    + [{name: value, "nocache": True} for name, value in OPTION_VALUES.items()],
+    ids=lambda o: ",".join(o) or "defaults",
 )  # fmt: skip
-def test_second_build_call_never_misses_the_cache(tmp_path, options):
+def test_second_build_call_never_misses_the_cache(tmp_path, options, variant):
     """--no-cache once reached the final (labels) call and compiled Caffe a second time:
-    the final call must use the cache and pass every earlier stage's ARG unchanged."""
+    the final call must use the cache and pass every earlier stage's ARG unchanged, with
+    any option."""
     src = tmp_path / "caffe"
     src.mkdir()
     (src / "Makefile").write_text("all:\n")
     request = images.BuildRequest(
-        variant=CPU, source=CaffeSource.from_options(str(src), None, None), tag="t:cpu", **options
-    )
+        variant=variant, source=CaffeSource.from_options(str(src), None, None), tag="t:x",
+        **options,
+    )  # fmt: skip
     engine = _FakeEngine()
     images.build(engine, request, out=open("/dev/null", "w"))
+    if options.get("compile_only"):
+        (only,) = engine.calls  # the build stage alone, once
+        assert only["target"] == "build"
+        return
     first, final = engine.calls
     assert first["target"] == "runtime" and final["target"] == "final"
     assert first["nocache"] == options.get("nocache", False)
     assert final["nocache"] is False
     stages = _stage_args()
-    earlier = stages["(global)"] | stages["build"] | stages["runtime"]
+    earlier = set().union(*(args for stage, args in stages.items() if stage != "final"))
     for name in earlier:
         assert first["buildargs"].get(name) == final["buildargs"].get(name), name
 
@@ -131,10 +158,19 @@ def test_no_two_stages_start_alike():
     stages (or Dockerfiles) on one base that begin alike cross over, and after a --no-cache
     build the labels call compiled Caffe again (seen: BVLC, 313 s for the 'final' call)."""
     firsts = _first_steps()
-    assert len(firsts) >= 5, firsts  # build, runtime, final, and the two CUDA bases
+    assert len(firsts) >= 6, firsts  # runtime-base, build, runtime, final, 2 CUDA bases
     seen: dict[str, str] = {}
     for stage, step in firsts.items():
         if stage.endswith(":final"):
             continue  # FROM runtime: its parent is our own image, not a shared base
         assert step not in seen, f"{stage} and {seen[step]} both start with {step!r}"
         seen[step] = stage
+
+
+@pytest.mark.parametrize(
+    "tag, runtime",
+    [("caffebox/cuda-offline:13", "caffebox/cuda-offline:13-runtime"),
+     ("localhost:5000/cuda", "localhost:5000/cuda:runtime")],
+)  # fmt: skip
+def test_offline_cuda_runtime_base_sits_beside_devel(tag, runtime):
+    assert images.runtime_tag_of(tag) == runtime

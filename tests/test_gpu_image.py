@@ -32,7 +32,8 @@ def gpu_image(request, engine, caffe_src) -> str:
         ["base-image"],
         ["cuda-base", "--cuda", "13", "--tag", CUDA_BASE],
         ["build-gpu", "--caffe-src", caffe_src, "--tag", GPU_TEST_IMAGE, "--base-image",
-         CUDA_BASE, "--runtime-image", CUDA_BASE, "--cuda-arch", "80,90", "--compile-only"],
+         CUDA_BASE, "--runtime-image", f"{CUDA_BASE}-runtime", "--cuda-arch", "80,90",
+         "--compile-only"],
     ):  # fmt: skip
         done = subprocess.run([sys.executable, "-m", "invoke", *args], cwd=ROOT)
         assert done.returncode == 0, f"invoke {' '.join(args)} failed (log above)"

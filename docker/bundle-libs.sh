@@ -1,0 +1,66 @@
+#!/usr/bin/env bash
+# Copy into $PREFIX/lib/deps every shared library the Caffe binaries load that the runtime
+# stage's base lacks, and list where each came from in $PREFIX/lib/deps/PACKAGES
+# ('file package version' lines).
+#
+#   bundle-libs RUNTIME_DPKG_STATUS
+#
+# Why libraries and not packages: a package brings its whole dependency closure, not what
+# is loaded. Debian's libopencv_core links libGLX, whose package depends on Mesa's drivers
+# and LLVM (170 MB that nothing here ever loads); libgdal32 (through libopencv_imgcodecs)
+# depends on gdal-data, proj-data and GDAL's plugins. The set is derived from `ldd` of the
+# binaries every build, never a fixed list, so a fork that links more gets more.
+# RUNTIME_DPKG_STATUS is /var/lib/dpkg/status of the runtime stage's base: a library
+# whose package is installed there is left to it (glibc, libstdc++, numpy's BLAS, CUDA).
+set -euo pipefail
+
+PREFIX=${PREFIX:-/opt/caffe}
+status=${1:?usage: bundle-libs RUNTIME_DPKG_STATUS}
+deps=$PREFIX/lib/deps
+if [ ! -d "$PREFIX/bin" ]; then
+    echo "caffebox: compiled only (no tools installed): nothing to bundle"
+    exit 0
+fi
+rm -rf "$deps" && mkdir -p "$deps"
+installed=$(awk '/^Package:/ {p = $2} /^Status: .* installed$/ {print p}' "$status" | sort -u)
+
+ldd "$PREFIX"/bin/* "$PREFIX"/lib/libcaffe*.so "$PREFIX"/python/caffe/_caffe*.so 2>/dev/null \
+    | awk '$2 == "=>" && $3 ~ /^\// {print $3}' | grep -v "^$PREFIX/" | sort -u > /tmp/caffebox-libs
+
+# Every name dpkg may know a library by (usrmerge: /lib and /usr/lib are one folder, but
+# dpkg lists each file under one name only), then one pass over dpkg's file lists.
+names() { printf '%s\n' "$1" "$2" "/usr$1" "/usr$2" "${1#/usr}" "${2#/usr}"; }
+while read -r lib; do names "$lib" "$(readlink -f "$lib")"; done < /tmp/caffebox-libs \
+    | sort -u > /tmp/caffebox-names
+grep -Fx -f /tmp/caffebox-names /var/lib/dpkg/info/*.list \
+    | awk -F '[.]list:' '{pkg = $1; sub(".*/", "", pkg); sub(":.*", "", pkg); print pkg, $2}' \
+    > /tmp/caffebox-owners || true
+
+: > "$deps/PACKAGES.tmp"
+while read -r lib; do
+    pkg=$(names "$lib" "$(readlink -f "$lib")" | awk 'NR == FNR {want[$0]; next}
+        $2 in want {print $1; exit}' - /tmp/caffebox-owners)
+    if [ -z "$pkg" ]; then
+        echo "caffebox: $lib is from no package: the runtime base must have it"
+        continue
+    fi
+    grep -qxF "$pkg" <<<"$installed" && continue
+    # Under the name the binaries ask for (the soname), with the real file's content.
+    cp -L "$lib" "$deps/$(basename "$lib")"
+    echo "$(basename "$lib") $pkg $(dpkg-query -W -f '${Version}' "$pkg")" >> "$deps/PACKAGES.tmp"
+done < /tmp/caffebox-libs
+sort -u "$deps/PACKAGES.tmp" > "$deps/PACKAGES" && rm "$deps/PACKAGES.tmp"
+printf '\n==> caffebox: bundled %s libraries (%s) from %s packages not in the runtime base\n' \
+    "$(wc -l < "$deps/PACKAGES")" "$(du -sh "$deps" | cut -f1)" "$(cut -d' ' -f2 "$deps/PACKAGES" | sort -u | wc -l)"
+
+# One OpenBLAS: scipy's wheel carries its own (33 MB, the same BLAS/LAPACK interface, no
+# symbol suffix); point it at the one Caffe loads, so the image holds and runs one.
+blas=$(grep '/libopenblas\.so\.0$' /tmp/caffebox-libs || true)
+if [ -n "$blas" ]; then
+    [ -f "$deps/libopenblas.so.0" ] && blas=$deps/libopenblas.so.0
+    for own in "$PREFIX"/pydeps/*.libs/libopenblas*.so*; do
+        [ -f "$own" ] || continue
+        echo "caffebox: $(basename "$own") -> $blas"
+        ln -sf "$blas" "$own"
+    done
+fi

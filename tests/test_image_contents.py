@@ -1,0 +1,94 @@
+"""What the runtime image holds: the libraries Caffe loads and nothing it never loads.
+
+Properties, not timings (benchmarks/image_build.py measures those): a size bound for the
+test source, every bundled library loaded by a Caffe binary, no LLVM, Mesa or Qt where
+libcaffe does not load them, and one compile per build.
+"""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from .conftest import build_log
+
+pytestmark = pytest.mark.image
+
+# The test source (PyPI brocolli-caffe 9.0.2, which calls highgui and videoio) measured
+# 1,051 MB with packages; with bundled libraries, see the README. Bound with room for
+# Debian point releases.
+TEST_SOURCE_MAX_MB = 560
+
+# ldd of what Caffe ships, as 'lib path' lines: the closure the image must carry.
+LOADED = (
+    "ldd /opt/caffe/bin/* /opt/caffe/lib/libcaffe*.so /opt/caffe/python/caffe/_caffe*.so"
+    " | awk '$2 == \"=>\" {print $1, $3}' | sort -u"
+)
+
+
+@pytest.fixture
+def loaded(run_in_image) -> dict[str, str]:
+    code, out = run_in_image(["sh", "-c", LOADED])
+    assert code == 0, out
+    return dict(line.split(" ", 1) for line in out.splitlines() if " " in line)
+
+
+def test_size_bound(engine, image):
+    size_mb = engine.images.get(image).attrs["Size"] / 1e6
+    print(f"\n{image}: {size_mb:.0f} MB")
+    assert size_mb <= TEST_SOURCE_MAX_MB
+
+
+def test_every_library_resolves_and_every_bundled_one_is_loaded(run_in_image, loaded):
+    assert "not" not in loaded.values(), {k: v for k, v in loaded.items() if v == "not"}
+    code, out = run_in_image(["sh", "-c", "cd /opt/caffe/lib/deps && ls; cat PACKAGES"])
+    assert code == 0, out
+    bundled = {name for name in out.split() if ".so" in name}
+    assert bundled, "nothing bundled: /opt/caffe/lib/deps is empty"
+    assert bundled <= set(loaded), f"bundled but never loaded: {bundled - set(loaded)}"
+    for name in bundled:
+        assert loaded[name] == f"/opt/caffe/lib/deps/{name}", (name, loaded[name])
+    origins = dict(line.split(" ", 1) for line in out.splitlines() if line.count(" ") == 2)
+    assert set(origins) == bundled, "PACKAGES must name the origin of every bundled file"
+    assert origins["libopencv_core.so.406"].startswith("libopencv-core406 ")
+
+
+@pytest.mark.parametrize(
+    "what, pattern",
+    [("LLVM", "libLLVM"), ("Mesa's drivers", "_dri.so"), ("Qt", "libQt5"),
+     ("OpenCV highgui", "libopencv_highgui"), ("OpenCV videoio", "libopencv_videoio"),
+     ("GDAL's data", "gdal/"), ("PROJ's data", "proj.db")],
+)  # fmt: skip
+def test_nothing_caffe_does_not_load(run_in_image, loaded, what, pattern):
+    code, out = run_in_image(
+        ["sh", "-c", "find / -xdev \\( -type f -o -type l \\) 2>/dev/null | grep -F -- \"$0\"",
+         pattern]
+    )  # fmt: skip
+    found = out.split()
+    needed = [name for name in loaded if pattern in name]
+    if needed:
+        assert found, f"{what}: libcaffe loads {needed} but the image lacks them"
+    else:
+        assert not found, f"{what} is in the image but nothing of Caffe loads it: {found[:5]}"
+
+
+def test_one_shared_openblas(run_in_image, loaded):
+    """scipy's wheel carries its own OpenBLAS; the image keeps the one Caffe loads."""
+    code, out = run_in_image(
+        ["sh", "-c", "for f in /opt/caffe/pydeps/scipy.libs/libopenblas*; do readlink -f $f; done;"
+         " python3 -c 'import scipy.linalg as l, numpy as n; print(l.solve(n.eye(3), n.ones(3)))'"]
+    )  # fmt: skip
+    assert code == 0, out
+    assert out.splitlines()[0] == loaded["libopenblas.so.0"]
+    assert "[1. 1. 1.]" in out
+
+
+def test_one_compile_per_build(image):
+    """The image fixture's build: Caffe compiled at most once (twice was seen when
+    --no-cache reached the labels call), exactly once where it was not cached."""
+    log = build_log()
+    compiles = log.count("==> caffebox: building with")
+    assert compiles <= 1, f"Caffe compiled {compiles} times in one build"
+    if re.search(r"RUN build-caffe\n(?! ---> Using cache)", log):
+        assert compiles == 1
