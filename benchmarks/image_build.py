@@ -27,7 +27,7 @@ from caffebox.variants import get_variant
 # Which Dockerfile step belongs to which phase: the first pattern found in its text.
 PHASES = [
     ("compile", r"RUN build-caffe"),
-    ("wheels", r"python3-pip|pip(3)? install"),
+    ("wheels", r"pip(3)? install"),
     ("bundle", r"RUN bundle-libs|COPY --from=build /opt/caffe"),
     ("runtime deps", r"python3-pytest"),
     ("build deps", r"apt-get install|RUN prepare-caffe"),
