@@ -7,6 +7,7 @@ between a machine with a registry and one without.
 
 from __future__ import annotations
 
+import fnmatch
 import shutil
 import subprocess
 import sys
@@ -77,9 +78,9 @@ def slim(rootfs: Path) -> None:
         + "".join(f"path-include {p}\n" for p in SLIM_INCLUDES)
     )
     for pattern in SLIM_EXCLUDES:
-        folder = rootfs / pattern.strip("/").removesuffix("/*")
-        for item in folder.glob("**/*") if folder.is_dir() else ():
-            keep = item.name == "copyright" and item.parent.parent == rootfs / "usr/share/doc"
+        for item in (rootfs / pattern.strip("/").removesuffix("/*")).glob("**/*"):
+            name = "/" + str(item.relative_to(rootfs))
+            keep = any(fnmatch.fnmatch(name, include) for include in SLIM_INCLUDES)
             if (item.is_file() or item.is_symlink()) and not keep:
                 item.unlink()
 

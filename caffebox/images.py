@@ -266,10 +266,10 @@ def build_cuda_offline_base(
     ca_certificates: str = "auto",
     out: TextIO = sys.stdout,
     cuda: str = "13",
-) -> list[str]:
+) -> None:
     """Build an offline CUDA base: CUDA 11.8 from Debian with cuDNN and NCCL wheels, or
     CUDA 13 wholly from NVIDIA's wheels (devel and runtime). An empty `tag` takes that
-    base's default. Returns the tags made."""
+    base's default."""
     known = CUDA_OFFLINE_BASES.get(cuda.split(".")[0])
     if known is None:
         raise CaffeboxError(
@@ -282,7 +282,6 @@ def build_cuda_offline_base(
     with tarfile.open(fileobj=buf, mode="w") as tar:
         tar.add(str(paths.DOCKER_DIR), arcname="docker")
         _add_bytes(tar, "build/ca-certificates.crt", _read_certificates(ca_certificates))
-    made = []
     for target in targets:
         name = runtime_tag_of(tag) if target == "runtime" else tag
         out.write(f"caffebox: building the offline CUDA base {name} on {base_image}\n")
@@ -290,5 +289,3 @@ def build_cuda_offline_base(
             client, buf, tag=name, target=target, buildargs={"BASE_IMAGE": base_image},
             nocache=False, out=out, dockerfile=dockerfile,
         )  # fmt: skip
-        made.append(name)
-    return made

@@ -27,19 +27,25 @@ installed=$(awk '/^Package:/ {p = $2} /^Status: .* installed$/ {print p}' "$stat
 ldd "$PREFIX"/bin/* "$PREFIX"/lib/libcaffe*.so "$PREFIX"/python/caffe/_caffe*.so 2>/dev/null \
     | awk '$2 == "=>" && $3 ~ /^\// {print $3}' | grep -v "^$PREFIX/" | sort -u > /tmp/caffebox-libs
 
-# Every name dpkg may know a library by (usrmerge: /lib and /usr/lib are one folder, but
-# dpkg lists each file under one name only), then one pass over dpkg's file lists.
-names() { printf '%s\n' "$1" "$2" "/usr$1" "/usr$2" "${1#/usr}" "${2#/usr}"; }
-while read -r lib; do names "$lib" "$(readlink -f "$lib")"; done < /tmp/caffebox-libs \
-    | sort -u > /tmp/caffebox-names
-grep -Fx -f /tmp/caffebox-names /var/lib/dpkg/info/*.list \
+# Each library's owning package, in one pass over dpkg's file lists: every name dpkg may
+# know it by (usrmerge: /lib and /usr/lib are one folder, but dpkg lists each file under
+# one name only) as 'library name' pairs, joined with the 'package name' lines found.
+while read -r lib; do
+    real=$(readlink -f "$lib")
+    for name in "$lib" "$real" "/usr$lib" "/usr$real" "${lib#/usr}" "${real#/usr}"; do
+        echo "$lib $name"
+    done
+done < /tmp/caffebox-libs > /tmp/caffebox-names
+cut -d' ' -f2 /tmp/caffebox-names | sort -u | grep -Fx -f - /var/lib/dpkg/info/*.list \
     | awk -F '[.]list:' '{pkg = $1; sub(".*/", "", pkg); sub(":.*", "", pkg); print pkg, $2}' \
     > /tmp/caffebox-owners || true
+awk 'NR == FNR {owner[$2] = $1; next} !($1 in found) && ($2 in owner) {found[$1] = owner[$2]}
+    END {for (lib in found) print lib, found[lib]}' /tmp/caffebox-owners /tmp/caffebox-names \
+    > /tmp/caffebox-lib-owners
 
 : > "$deps/PACKAGES.tmp"
 while read -r lib; do
-    pkg=$(names "$lib" "$(readlink -f "$lib")" | awk 'NR == FNR {want[$0]; next}
-        $2 in want {print $1; exit}' - /tmp/caffebox-owners)
+    pkg=$(awk -v lib="$lib" '$1 == lib {print $2}' /tmp/caffebox-lib-owners)
     if [ -z "$pkg" ]; then
         echo "caffebox: $lib is from no package: the runtime base must have it"
         continue
