@@ -22,36 +22,65 @@ rootfs=$work/rootfs
 project=$work/project
 step() { printf '\n==== %s\n' "$*"; }
 
+# A GPU host may lack the zstd or xz programs: Python's lzma, or zstandard, then.
+decompress() {
+    case "$1" in
+    *.zst) if command -v zstd >/dev/null; then zstd -dc "$1"; else python3 -c \
+        'import sys, zstandard; zstandard.ZstdDecompressor().copy_stream(open(sys.argv[1], "rb"), sys.stdout.buffer)' "$1"; fi ;;
+    *.xz) if command -v xz >/dev/null; then xz -dc -T0 "$1"; else python3 -c \
+        'import lzma, shutil, sys; shutil.copyfileobj(lzma.open(sys.argv[1]), sys.stdout.buffer)' "$1"; fi ;;
+    *) cat "$1" ;;
+    esac
+}
 if [ ! -x "$rootfs/usr/bin/caffebox-run" ]; then
     step "unpacking $export_file into $rootfs"
     mkdir -p "$rootfs"
-    tar --zstd -xf "$export_file" -C "$rootfs"
+    decompress "$export_file" | tar -x -C "$rootfs"
 fi
 rm -rf "$project" && mkdir -p "$project/snapshots"
 cp -r "$here/examples" "$here/benchmarks" "$project/"
 mkdir -p "$rootfs/workspace" "$rootfs/opt/nvidia" "$rootfs/opt/host-driver"
 
-# The host's driver (libcuda, libnvidia-ml) and CUDA libraries, bound into the image.
-driver_dir=$(ldconfig -p 2>/dev/null | awk '/libcuda\.so\.1 /{print $NF; exit}' | xargs -r dirname)
-nvidia_dir=$(python3 -c 'import nvidia, os; print(list(nvidia.__path__)[0])' 2>/dev/null || true)
+# The host's driver: its own files only (libcuda, the PTX JIT, NVML), copied as the NVIDIA
+# container toolkit mounts them; binding their folder (often /usr/lib/x86_64-linux-gnu)
+# would put the host's libc before the image's.
+driver_src=$(ldconfig -p 2>/dev/null | awk '/libcuda\.so\.1 /{print $NF; exit}' | xargs -r dirname)
+for d in /usr/local/nvidia/lib64 /usr/lib/x86_64-linux-gnu /usr/lib64; do
+    if [ -z "$driver_src" ] && [ -e "$d/libcuda.so.1" ]; then driver_src=$d; fi
+done
+driver_dir=
+if [ -n "$driver_src" ]; then
+    driver_dir=$work/host-driver
+    rm -rf "$driver_dir" && mkdir -p "$driver_dir"
+    for pattern in libcuda.so libnvidia-ptxjitcompiler.so libnvidia-nvvm.so libnvidia-ml.so \
+        libnvidia-gpucomp.so; do
+        cp -a "$driver_src/$pattern"* "$driver_dir/" 2>/dev/null || true
+    done
+fi
+nvidia_dir=$(python3 -c 'import nvidia; print(list(nvidia.__path__)[0])' 2>/dev/null || true)
 binds=("$project:/workspace")
 [ -n "$driver_dir" ] && binds+=("$driver_dir:/opt/host-driver")
 [ -n "$nvidia_dir" ] && binds+=("$nvidia_dir:/opt/nvidia")
 [ -d /usr/local/cuda ] && mkdir -p "$rootfs/usr/local/cuda" && binds+=("/usr/local/cuda:/usr/local/cuda")
-echo "driver: ${driver_dir:-none}; CUDA wheels: ${nvidia_dir:-none}"
+echo "driver: ${driver_src:-none} ($(ls "$driver_dir" 2>/dev/null | tr '\n' ' ')); CUDA wheels: ${nvidia_dir:-none}"
+command -v nvidia-smi >/dev/null && nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader
 
+# Each step gets at most this long, so that one hang leaves the others their time.
+limit=${CAFFEBOX_STEP_TIMEOUT:-300}
+userns=(--user --map-root-user)
+[ "$(id -u)" = 0 ] && userns=()  # root needs no user namespace to mount and chroot
 inside() {  # run a command in the image, in /workspace, with caffebox-run's environment
     local ld="/opt/host-driver"
     if [ "${CAFFEBOX_RUNNER:-}" != unshare ] && command -v ch-run >/dev/null; then
         local args=()
         for b in "${binds[@]}"; do args+=(-b "$b"); done
-        USER=${USER:-caffebox} ch-run "${args[@]}" -c /workspace "$rootfs" -- \
+        USER=${USER:-caffebox} timeout "$limit" ch-run "${args[@]}" -c /workspace "$rootfs" -- \
             env LD_LIBRARY_PATH="$ld" caffebox-run "$@"
     else
         local mounts="mount --rbind /dev $rootfs/dev && mount --rbind /sys $rootfs/sys"
         mounts+=" && mount -t proc proc $rootfs/proc"
         for b in "${binds[@]}"; do mounts+=" && mount --bind ${b%%:*} $rootfs${b#*:}"; done
-        unshare --user --map-root-user --mount --pid --fork sh -c \
+        timeout "$limit" unshare "${userns[@]}" --mount --pid --fork --kill-child sh -c \
             "$mounts && exec chroot $rootfs /usr/bin/env LD_LIBRARY_PATH=$ld HOME=/tmp \
              /usr/bin/caffebox-run sh -c 'cd /workspace && exec \"\$@\"' sh $(printf '%q ' "$@")"
     fi
@@ -72,17 +101,22 @@ rate() {
     } END { if (s1 > s0) printf "%.0f", (i1 - i0) / (s1 - s0) }' "$1"
 }
 accuracy() { grep 'Test net output #0: accuracy' "$1" | tail -1 | awk '{print $NF}'; }
+trained() {  # $1: the log; its accuracy and speed, or how it ended
+    local a
+    a=$(accuracy "$1")
+    if [ -n "$a" ]; then echo "accuracy $a, $(rate "$1") iter/s"; else tail -5 "$1"; fi
+}
 
 if [ -z "$cpu_only" ]; then
     step "caffe device_query -gpu 0"
-    inside caffe device_query -gpu 0 2>&1 | sed 's/^I[0-9]* [0-9:.]* *[0-9]* [a-z_.]*:[0-9]*\] //'
+    inside caffe device_query -gpu 0 2>&1 | sed 's/^I[0-9]* [0-9:.]* *[0-9]* [a-z_.]*:[0-9]*\] //' || true
     step "digits, solver_mode: GPU"
     inside caffe train -solver digits_gpu.prototxt -gpu 0 > "$work/digits_gpu.log" 2>&1 || true
-    echo "accuracy $(accuracy "$work/digits_gpu.log"), $(rate "$work/digits_gpu.log") iter/s"
+    trained "$work/digits_gpu.log"
 fi
 step "digits, solver_mode: CPU (same net, this host's CPU)"
 inside caffe train -solver digits_cpu.prototxt > "$work/digits_cpu.log" 2>&1 || true
-echo "accuracy $(accuracy "$work/digits_cpu.log"), $(rate "$work/digits_cpu.log") iter/s"
+trained "$work/digits_cpu.log"
 
 if [ -z "$cpu_only" ]; then
     step "cuDNN against CAFFE convolution"

@@ -80,40 +80,53 @@ def entry_script(
         "fi",
     ]
     if cuda_from_host:
-        dirs = " ".join(search)
-        globs = " ".join(wheel_globs)
-        lines += [
-            "# This export has no CUDA libraries: take the host's (bind them in).",
-            'if [ -z "${CAFFEBOX_QUIET:-}" ]; then say() { echo "caffebox-run: $*" >&2; }; '
-            "else say() { :; }; fi",
-            "found=",
-            "IFS_SAVED=$IFS; IFS=:; for d in ${LD_LIBRARY_PATH:-}; do",
-            '    if [ -z "$found" ] && ls "$d"/libcudart.so* >/dev/null 2>&1; then '
-            'found=$d; say "CUDA libraries from LD_LIBRARY_PATH: $d"; fi',
-            "done; IFS=$IFS_SAVED",
-            f'if [ -z "$found" ]; then for d in {dirs}; do',
-            '    if [ -z "$found" ] && ls "$d"/libcudart.so* >/dev/null 2>&1; then '
-            'found=$d; export LD_LIBRARY_PATH="$d${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"; '
-            'say "CUDA libraries from $d"; fi',
-            "done; fi",
-            'if [ -z "$found" ]; then wheels=',
-            f"    for d in {globs}; do",
-            '        if [ -d "$d" ]; then wheels="$wheels${wheels:+:}$d"; fi',
-            "    done",
-            '    if [ -n "$wheels" ]; then found=wheels; '
-            'export LD_LIBRARY_PATH="$wheels${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"; '
-            'say "CUDA libraries from NVIDIA\'s pip wheels: $wheels"; fi',
-            "fi",
-            'if [ -z "$found" ]; then',
-            '    echo "caffebox-run: this export has no CUDA libraries (--without-cuda-libs) and '
-            "none were found: not in LD_LIBRARY_PATH, /usr/local/cuda, or NVIDIA's pip wheels "
-            "(bind e.g. site-packages/nvidia at /opt/nvidia). Bind the host's CUDA 'lib' "
-            'folder into the container and set LD_LIBRARY_PATH to it." >&2',
-            "    exit 127",
-            "fi",
-        ]
+        lines += _cuda_lines(search, wheel_globs)
     lines += ['exec "$@"', ""]
     return "\n".join(lines)
+
+
+def _cuda_lines(search: Iterable[str], wheel_globs: Iterable[str]) -> list[str]:
+    """Every folder holding a CUDA library joins LD_LIBRARY_PATH, not only the first with
+    cudart: a host's /usr/local/cuda has cudart and cuBLAS but seldom cuDNN or NCCL, which
+    then come from NVIDIA's wheels. Folders already on LD_LIBRARY_PATH keep their place."""
+    names = ("cudart", "cublas", "cudnn", "curand", "nccl")
+    libs = " ".join(f'"$1"/lib{name}.so*' for name in names)
+    return [
+        "# This export has no CUDA libraries: take the host's (bind them in).",
+        'if [ -z "${CAFFEBOX_QUIET:-}" ]; then say() { echo "caffebox-run: $*" >&2; }; '
+        "else say() { :; }; fi",
+        f'has_cuda() {{ for f in {libs}; do [ -e "$f" ] && return 0; done; return 1; }}',
+        "taken=; given=",
+        "IFS_SAVED=$IFS; IFS=:; for d in ${LD_LIBRARY_PATH:-}; do",
+        '    if has_cuda "$d"; then taken="$taken:$d:"; given="$given${given:+:}$d"; fi',
+        "done; IFS=$IFS_SAVED",
+        'if [ -n "$given" ]; then say "CUDA libraries from LD_LIBRARY_PATH: $given"; fi',
+        "take() {  # $1: what to call them; the rest: folders",
+        "    what=$1; shift; new=",
+        '    for d in "$@"; do',
+        '        case "$taken" in *":$d:"*) continue ;; esac',
+        '        if [ -d "$d" ] && has_cuda "$d"; then',
+        '            taken="$taken:$d:"; new="$new${new:+:}$d"',
+        "        fi",
+        "    done",
+        '    if [ -n "$new" ]; then',
+        '        export LD_LIBRARY_PATH="${LD_LIBRARY_PATH:+$LD_LIBRARY_PATH:}$new"',
+        '        say "CUDA libraries from $what$new"',
+        "    fi",
+        "}",
+        f"take '' {' '.join(search)}",
+        f'take "NVIDIA\'s pip wheels: " {" ".join(wheel_globs)}',
+        "cudart=; IFS=:; for d in $LD_LIBRARY_PATH; do",
+        '    if ls "$d"/libcudart.so* >/dev/null 2>&1; then cudart=$d; fi',
+        "done; IFS=$IFS_SAVED",
+        'if [ -z "$cudart" ]; then',
+        '    echo "caffebox-run: this export has no CUDA libraries (--without-cuda-libs) and '
+        "none were found: not in LD_LIBRARY_PATH, /usr/local/cuda, or NVIDIA's pip wheels "
+        "(bind e.g. site-packages/nvidia at /opt/nvidia). Bind the host's CUDA 'lib' "
+        'folder into the container and set LD_LIBRARY_PATH to it." >&2',
+        "    exit 127",
+        "fi",
+    ]
 
 
 class _ChunkReader(io.RawIOBase):

@@ -98,8 +98,11 @@ def test_entry_without_any_cuda_fails_clearly(tmp_path):
 
 def test_entry_takes_nvidia_pip_wheels(tmp_path):
     """The GPU host's CUDA comes from NVIDIA's wheels: site-packages/nvidia/*/lib."""
-    for lib in ("cublas", "cuda_runtime", "cudnn"):
+    for lib, so in (("cublas", "libcublas.so.12"), ("cuda_runtime", "libcudart.so.12"),
+                    ("cudnn", "libcudnn.so.9")):  # fmt: skip
         (tmp_path / "nvidia" / lib / "lib").mkdir(parents=True)
+        (tmp_path / "nvidia" / lib / "lib" / so).write_bytes(b"")
+    (tmp_path / "nvidia" / "cuda_nvcc" / "lib").mkdir(parents=True)  # no library: left out
     nowhere = [str(tmp_path / "no-cuda")]
     globs = [str(tmp_path / "nvidia" / "*" / "lib")]
     script = _script(tmp_path, ["PATH=/usr/bin:/bin"], True, search=nowhere, wheel_globs=globs)
@@ -112,3 +115,26 @@ def test_entry_takes_nvidia_pip_wheels(tmp_path):
     assert sorted(done.stdout.strip().split(":")) == sorted(
         str(tmp_path / "nvidia" / lib / "lib") for lib in ("cublas", "cuda_runtime", "cudnn")
     )
+
+
+def test_entry_joins_a_toolkit_without_cudnn_to_the_wheels_that_have_it(tmp_path):
+    """A host's /usr/local/cuda (cudart, cuBLAS) and NVIDIA's cuDNN wheel: both are needed;
+    stopping at the first folder with cudart left libcudnn.so.9 unresolved."""
+    toolkit, cudnn = tmp_path / "cuda" / "lib64", tmp_path / "nvidia" / "cudnn" / "lib"
+    for folder, so in ((toolkit, "libcudart.so.13"), (cudnn, "libcudnn.so.9")):
+        folder.mkdir(parents=True)
+        (folder / so).write_bytes(b"")
+    given = tmp_path / "driver"
+    given.mkdir()
+    script = _script(
+        tmp_path, ["PATH=/usr/bin:/bin"], True, search=[str(toolkit)],
+        wheel_globs=[str(tmp_path / "nvidia" / "*" / "lib")],
+    )  # fmt: skip
+    done = subprocess.run(
+        [str(script), "sh", "-c", 'echo "$LD_LIBRARY_PATH"'],
+        env={"LD_LIBRARY_PATH": str(given)}, capture_output=True, text=True,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip().split(":") == [str(given), str(toolkit), str(cudnn)]
+    assert f"CUDA libraries from {toolkit}" in done.stderr
+    assert f"CUDA libraries from NVIDIA's pip wheels: {cudnn}" in done.stderr
