@@ -44,7 +44,7 @@ mkdir -p "$rootfs/workspace" "$rootfs/opt/nvidia" "$rootfs/opt/host-driver"
 # The host's driver: its own files only (libcuda, the PTX JIT, NVML), copied as the NVIDIA
 # container toolkit mounts them; binding their folder (often /usr/lib/x86_64-linux-gnu)
 # would put the host's libc before the image's.
-driver_src=$(ldconfig -p 2>/dev/null | awk '/libcuda\.so\.1 /{print $NF; exit}' | xargs -r dirname)
+driver_src=$(ldconfig -p 2>/dev/null | awk '/libcuda\.so\.1 /{print $NF; exit}' | xargs -r dirname || true)
 for d in /usr/local/nvidia/lib64 /usr/lib/x86_64-linux-gnu /usr/lib64; do
     if [ -z "$driver_src" ] && [ -e "$d/libcuda.so.1" ]; then driver_src=$d; fi
 done
@@ -54,16 +54,19 @@ if [ -n "$driver_src" ]; then
     rm -rf "$driver_dir" && mkdir -p "$driver_dir"
     for pattern in libcuda.so libnvidia-ptxjitcompiler.so libnvidia-nvvm.so libnvidia-ml.so \
         libnvidia-gpucomp.so; do
-        cp -a "$driver_src/$pattern"* "$driver_dir/" 2>/dev/null || true
+        cp -L "$driver_src/$pattern"* "$driver_dir/" 2>/dev/null || true  # -L: links may be absolute
     done
 fi
-nvidia_dir=$(python3 -c 'import nvidia; print(list(nvidia.__path__)[0])' 2>/dev/null || true)
+# The site-packages/nvidia holding the most libraries (the package can span several paths).
+nvidia_dir=$(python3 -c '
+import glob, nvidia
+print(max(nvidia.__path__, key=lambda p: len(glob.glob(p + "/*/lib/lib*.so*"))))' 2>/dev/null || true)
 binds=("$project:/workspace")
 [ -n "$driver_dir" ] && binds+=("$driver_dir:/opt/host-driver")
 [ -n "$nvidia_dir" ] && binds+=("$nvidia_dir:/opt/nvidia")
 [ -d /usr/local/cuda ] && mkdir -p "$rootfs/usr/local/cuda" && binds+=("/usr/local/cuda:/usr/local/cuda")
 echo "driver: ${driver_src:-none} ($(ls "$driver_dir" 2>/dev/null | tr '\n' ' ')); CUDA wheels: ${nvidia_dir:-none}"
-command -v nvidia-smi >/dev/null && nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader
+{ command -v nvidia-smi >/dev/null && nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader; } || true
 
 # Each step gets at most this long, so that one hang leaves the others their time.
 limit=${CAFFEBOX_STEP_TIMEOUT:-300}
@@ -103,11 +106,13 @@ rate() {
 accuracy() { grep 'Test net output #0: accuracy' "$1" | tail -1 | awk '{print $NF}'; }
 trained() {  # $1: the log; its accuracy and speed, or how it ended
     local a
-    a=$(accuracy "$1")
+    a=$(accuracy "$1" || true)
     if [ -n "$a" ]; then echo "accuracy $a, $(rate "$1") iter/s"; else tail -5 "$1"; fi
 }
 
 if [ -z "$cpu_only" ]; then
+    step "the CUDA libraries Caffe loads"
+    inside sh -c 'ldd /opt/caffe/lib/libcaffe.so.* | grep -E "lib(cudart|cublas|cublasLt|cudnn|curand|nccl)\.so" | sort -u' || true
     step "caffe device_query -gpu 0"
     inside caffe device_query -gpu 0 2>&1 | sed 's/^I[0-9]* [0-9:.]* *[0-9]* [a-z_.]*:[0-9]*\] //' || true
     step "digits, solver_mode: GPU"
