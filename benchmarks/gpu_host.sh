@@ -125,11 +125,15 @@ trained "$work/digits_cpu.log"
 
 if [ -z "$cpu_only" ]; then
     step "cuDNN against CAFFE convolution"
-    inside python3 benchmarks/gpu_conv_check.py --out /workspace || true
+    # FP32 against FP32 first (strict), then cuDNN's default math (TF32 on Ampere and later).
+    inside env NVIDIA_TF32_OVERRIDE=0 python3 benchmarks/gpu_conv_check.py --out /workspace \
+        --limit 1e-4 || true
+    inside python3 benchmarks/gpu_conv_check.py --out /workspace --limit 1e-2 || true
     for engine in cudnn caffe; do
-        echo "caffe time, engine ${engine^^}:"
+        echo "caffe time, engine ${engine^^} (ms per layer, then the whole net):"
         inside caffe time -model "conv_$engine.prototxt" -gpu 0 -iterations 50 2>&1 \
-            | grep -E "Average (Forward|Backward|Forward-Backward)" | sed 's/.*\] //' || true
+            | grep -E "(conv1|conv2|pool) *(forward|backward):|Average (Forward|Backward|Forward-Backward)" \
+            | sed 's/.*\] *//' || true
     done
     gpu=(--gpu 0)
 else
@@ -152,8 +156,9 @@ inside python3 benchmarks/loss_layers.py ${gpu:+--gpu} || true
 
 if [ -z "$cpu_only" ]; then
     step "caffebox_layers.parallel with one GPU"
-    inside python3 -m caffebox_layers.parallel --solver digits_gpu.prototxt --gpus 0 \
-        > "$work/parallel.log" 2>&1 || true
-    tail -3 "$work/parallel.log"
+    inside env NCCL_DEBUG=INFO python3 -m caffebox_layers.parallel \
+        --solver digits_gpu.prototxt --gpus 0 > "$work/parallel.log" 2>&1 || true
+    grep -E "NCCL INFO (Bootstrap|NET/Socket|NCCL version)" "$work/parallel.log" | sed 's/^.*NCCL INFO/NCCL/' | sort -u | head -4 || true
+    grep -v "NCCL INFO" "$work/parallel.log" | tail -3
     echo "accuracy $(accuracy "$work/parallel.log")"
 fi

@@ -5,7 +5,10 @@ Run in the image (the baseline runs in the same process, so only ratios matter):
     invoke python "benchmarks/loss_layers.py --batch 256 --dim 4096"
     invoke python "benchmarks/loss_layers.py --gpu" --gpu 0 --image caffebox:gpu   # on a GPU
 
-Each net is DummyData(pred, target) -> loss; one step is forward + backward.
+Each net is Input(x, target) -> Power (a copy: the predictions a real net makes anew each
+step, on the GPU in GPU mode) -> loss; one step is forward + backward. The inputs are filled
+once: a DummyData layer would refill them on the CPU every step and time its own random
+numbers (it made every loss look alike on an H100).
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ import time
 
 os.environ.setdefault("GLOG_minloglevel", "2")  # warnings and up: keep the table readable
 import caffe  # noqa: E402
+import numpy as np  # noqa: E402
 
 LOSSES = {
     "C++ EuclideanLoss": 'type: "EuclideanLoss"',
@@ -28,11 +32,12 @@ LOSSES = {
 
 
 def net_text(loss: str, batch: int, dim: int) -> str:
+    shape = f"shape {{ dim: {batch} dim: {dim} }}"
     return (
         "force_backward: true\n"
-        f'layer {{ name: "in" type: "DummyData" top: "pred" top: "target" dummy_data_param {{ '
-        f"shape {{ dim: {batch} dim: {dim} }} shape {{ dim: {batch} dim: {dim} }} "
-        'data_filler { type: "gaussian" } data_filler { type: "gaussian" } } }\n'
+        f'layer {{ name: "in" type: "Input" top: "x" top: "target" '
+        f"input_param {{ {shape} {shape} }} }}\n"
+        'layer { name: "pred" type: "Power" bottom: "x" top: "pred" }\n'
         f'layer {{ name: "loss" bottom: "pred" bottom: "target" top: "loss" loss_weight: 1 '
         f"{loss} }}\n"
     )
@@ -45,6 +50,9 @@ def step_time(loss: str, batch: int, dim: int, steps: int) -> float:
         net = caffe.Net(f.name, caffe.TRAIN)
     finally:
         os.unlink(f.name)
+    rng = np.random.default_rng(0)
+    for name in ("x", "target"):
+        net.blobs[name].data[...] = rng.standard_normal(net.blobs[name].data.shape)
     for _ in range(3):  # warm up: allocations, first GPU copies
         net.forward()
         net.backward()

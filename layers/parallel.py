@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import glob
 import multiprocessing as mp
+import os
 import signal
 import sys
 from collections.abc import Sequence
@@ -87,6 +88,11 @@ def run(solver_file: str, gpus: list[int], weights: str = "", snapshot: str = ""
              "bindings BVLC master has); use the gpu image built from BVLC master.")  # fmt: skip
         return 2
     _log(f"Using GPUs {gpus} (one process each, NCCL)")
+    # Every rank is a child of this process on this machine, so NCCL's bootstrap (the uid
+    # names a socket of this process) needs no network. Left alone, NCCL takes the first
+    # interface other than lo, which a host need not route to itself: on an H100 VM without
+    # Docker the one rank waited 60 s, then failed with "remote process exited".
+    os.environ.setdefault("NCCL_SOCKET_IFNAME", "lo")
     uid = caffe.NCCL.new_uid()
     ctx = mp.get_context("fork")
     barrier = ctx.Barrier(len(gpus))

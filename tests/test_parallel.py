@@ -110,3 +110,21 @@ def test_no_nccl_is_a_clear_error(monkeypatch, capsys):
     monkeypatch.setitem(sys.modules, "caffe", module)
     assert parallel.run("solver.prototxt", [0, 1]) == 2
     assert "no NCCL" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("given, used", [(None, "lo"), ("ib0", "ib0")])
+def test_nccl_bootstraps_over_loopback_unless_told(fake_caffe, monkeypatch, given, used):
+    """All ranks are children of one process on one machine: the uid's socket must be one
+    the host routes to itself, whatever interface NCCL would pick first (a user's choice
+    stands)."""
+    if given is None:
+        monkeypatch.delenv("NCCL_SOCKET_IFNAME", raising=False)
+    else:
+        monkeypatch.setenv("NCCL_SOCKET_IFNAME", given)
+    fake_caffe(max_iter=4, display=4)
+    seen = []
+    sys.modules["caffe"].NCCL.new_uid = staticmethod(
+        lambda: seen.append(os.environ.get("NCCL_SOCKET_IFNAME")) or b"uid"
+    )
+    assert parallel.run("solver.prototxt", [0]) == 0
+    assert seen == [used]
