@@ -129,9 +129,12 @@ if [ -z "$cpu_only" ]; then
     inside env NVIDIA_TF32_OVERRIDE=0 python3 benchmarks/gpu_conv_check.py --out /workspace \
         --limit 1e-4 || true
     inside python3 benchmarks/gpu_conv_check.py --out /workspace --limit 1e-2 || true
-    for engine in cudnn caffe; do
-        echo "caffe time, engine ${engine^^} (ms per layer, then the whole net):"
-        inside caffe time -model "conv_$engine.prototxt" -gpu 0 -iterations 50 2>&1 \
+    # CAFFEBOX_CUDNN_ALGO_CACHE=0: cuDNN asked for algorithms on every Reshape, as before
+    # cudnn_compat.h remembered its answers; the baseline for the cache, in the same run.
+    for run in "cudnn:" "cudnn:CAFFEBOX_CUDNN_ALGO_CACHE=0" "caffe:"; do
+        engine=${run%%:*} setting=${run#*:}
+        echo "caffe time, engine ${engine^^}${setting:+, $setting} (ms per layer, then the net):"
+        inside env $setting caffe time -model "conv_$engine.prototxt" -gpu 0 -iterations 50 2>&1 \
             | grep -E "(conv1|conv2|pool) *(forward|backward):|Average (Forward|Backward|Forward-Backward)" \
             | sed 's/.*\] *//' || true
     done

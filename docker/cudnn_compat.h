@@ -25,6 +25,8 @@
 #include <stddef.h>
 #include <stdint.h>
 #ifdef __cplusplus
+#include <cstdlib>
+#include <cstring>
 #include <map>
 #include <mutex>
 #include <vector>
@@ -127,14 +129,22 @@ inline bool caffebox_add_conv(caffebox_algo_key_t* key, cudnnConvolutionDescript
   return true;
 }
 
+/* CAFFEBOX_CUDNN_ALGO_CACHE=0 asks cuDNN every time, as Caffe did: for comparisons. */
+inline bool caffebox_algo_cache_off() {
+  static const bool off = std::getenv("CAFFEBOX_CUDNN_ALGO_CACHE") != NULL &&
+                          std::strcmp(std::getenv("CAFFEBOX_CUDNN_ALGO_CACHE"), "0") == 0;
+  return off;
+}
+
 /* The key of one query: which query, the device, the preference and limit, the
- * descriptors. False when a descriptor cannot be read: then ask cuDNN, uncached. */
+ * descriptors. False when a descriptor cannot be read (or the cache is off): then ask
+ * cuDNN, uncached. */
 inline bool caffebox_algo_key(caffebox_algo_key_t* key, int query, int preference,
                               size_t limit, cudnnTensorDescriptor_t a,
                               cudnnFilterDescriptor_t w, cudnnConvolutionDescriptor_t conv,
                               cudnnTensorDescriptor_t b) {
   int device = -1;
-  if (cudaGetDevice(&device) != cudaSuccess) return false;
+  if (caffebox_algo_cache_off() || cudaGetDevice(&device) != cudaSuccess) return false;
   key->push_back(query);
   key->push_back(device);
   key->push_back(preference);
