@@ -39,7 +39,7 @@ def _chunk(solver) -> int:
 
 
 def worker(rank: int, gpus: list[int], solver_file: str, weights: str, snapshot: str,
-           uid, barrier, stop, failed) -> None:  # fmt: skip
+           uids, barrier, stop, failed) -> None:  # fmt: skip
     """One rank: its own GPU, its own copy of the net, gradients all-reduced by NCCL."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides when to stop
     try:
@@ -56,6 +56,17 @@ def worker(rank: int, gpus: list[int], solver_file: str, weights: str, snapshot:
         elif weights:
             for path in weights.split(","):
                 solver.net.copy_from(path)
+        if rank == 0:
+            # Rank 0 makes NCCL's uid, not the parent: its bootstrap root (a thread and a
+            # socket) lives in the process that made it, and making it may touch CUDA
+            # (with NCCL_DEBUG set, each log line asks for the current device), which a
+            # parent must not do before it forks: every rank then fails with CUDA's
+            # "initialization error" (seen on an H100).
+            uid = caffe.NCCL.new_uid()
+            for _ in gpus[1:]:
+                uids.put(uid)
+        else:
+            uid = uids.get()
         nccl = caffe.NCCL(solver, uid)
         nccl.bcast()
         solver.add_callback(nccl)
@@ -89,17 +100,17 @@ def run(solver_file: str, gpus: list[int], weights: str = "", snapshot: str = ""
         return 2
     _log(f"Using GPUs {gpus} (one process each, NCCL)")
     # Every rank is a child of this process on this machine, so NCCL's bootstrap (the uid
-    # names a socket of this process) needs no network. Left alone, NCCL takes the first
+    # names a socket of rank 0) needs no network. Left alone, NCCL takes the first
     # interface other than lo, which a host need not route to itself: on an H100 VM without
     # Docker the one rank waited 60 s, then failed with "remote process exited".
     os.environ.setdefault("NCCL_SOCKET_IFNAME", "lo")
-    uid = caffe.NCCL.new_uid()
     ctx = mp.get_context("fork")
     barrier = ctx.Barrier(len(gpus))
     stop, failed = ctx.Value("i", 0), ctx.Value("i", 0)
+    uids = ctx.Queue()  # rank 0's uid, to the other ranks
     procs = [
         ctx.Process(target=worker,
-                    args=(rank, gpus, solver_file, weights, snapshot, uid, barrier, stop, failed))
+                    args=(rank, gpus, solver_file, weights, snapshot, uids, barrier, stop, failed))
         for rank in range(len(gpus))
     ]  # fmt: skip
     for proc in procs:

@@ -33,6 +33,7 @@ def _fake_caffe(record_dir, max_iter=10, display=4, fail=None):
     module.set_solver_count = lambda n: None
     module.set_solver_rank = lambda rank: state.update(rank=rank)
     module.set_multiprocess = lambda on: None
+    module.state = state
 
     class Solver:
         def __init__(self) -> None:
@@ -113,18 +114,32 @@ def test_no_nccl_is_a_clear_error(monkeypatch, capsys):
 
 
 @pytest.mark.parametrize("given, used", [(None, "lo"), ("ib0", "ib0")])
-def test_nccl_bootstraps_over_loopback_unless_told(fake_caffe, monkeypatch, given, used):
-    """All ranks are children of one process on one machine: the uid's socket must be one
-    the host routes to itself, whatever interface NCCL would pick first (a user's choice
-    stands)."""
+def test_rank0_makes_the_uid_over_loopback_and_every_rank_gets_it(
+    fake_caffe, monkeypatch, given, used
+):
+    """All ranks are children of one process on one machine: NCCL's bootstrap socket must be
+    one the host routes to itself, whatever interface NCCL would pick first (a user's choice
+    stands). The uid is made in rank 0, never in the parent, which must not touch CUDA
+    before it forks."""
     if given is None:
         monkeypatch.delenv("NCCL_SOCKET_IFNAME", raising=False)
     else:
         monkeypatch.setenv("NCCL_SOCKET_IFNAME", given)
-    fake_caffe(max_iter=4, display=4)
-    seen = []
-    sys.modules["caffe"].NCCL.new_uid = staticmethod(
-        lambda: seen.append(os.environ.get("NCCL_SOCKET_IFNAME")) or b"uid"
-    )
-    assert parallel.run("solver.prototxt", [0]) == 0
-    assert seen == [used]
+    out = fake_caffe(max_iter=4, display=4)
+    caffe = sys.modules["caffe"]
+
+    def new_uid() -> bytes:
+        (out / "made").write_text(f"{os.getpid()} {os.environ.get('NCCL_SOCKET_IFNAME')}")
+        return f"uid of {os.getpid()}".encode()
+
+    class NCCL(caffe.NCCL):
+        def __init__(self, solver, uid) -> None:
+            (out / f"rank{caffe.state['rank']}.uid").write_bytes(uid)
+
+    NCCL.new_uid = staticmethod(new_uid)
+    monkeypatch.setattr(caffe, "NCCL", NCCL)
+    assert parallel.run("solver.prototxt", [0, 1, 2]) == 0
+    maker, ifname = (out / "made").read_text().split()
+    assert int(maker) != os.getpid() and ifname == used
+    uids = {(out / f"rank{rank}.uid").read_bytes() for rank in range(3)}
+    assert uids == {f"uid of {maker}".encode()}
