@@ -110,65 +110,75 @@ trained() {  # $1: the log; its accuracy and speed, or how it ended
     if [ -n "$a" ]; then echo "accuracy $a, $(rate "$1") iter/s"; else tail -5 "$1"; fi
 }
 
-if [ -z "$cpu_only" ]; then
+# CAFFEBOX_STEPS="conv parallel" runs only those of: libs query digits conv grad loss parallel.
+want() { [ -z "${CAFFEBOX_STEPS:-}" ] || [[ " $CAFFEBOX_STEPS " == *" $1 "* ]]; }
+gpu=()
+[ -z "$cpu_only" ] && gpu=(--gpu 0)
+
+if [ -z "$cpu_only" ] && want libs; then
     step "the CUDA libraries Caffe loads"
     inside sh -c 'ldd /opt/caffe/lib/libcaffe.so.* | grep -E "lib(cudart|cublas|cublasLt|cudnn|curand|nccl)\.so" | sort -u' || true
+fi
+if [ -z "$cpu_only" ] && want query; then
     step "caffe device_query -gpu 0"
     inside caffe device_query -gpu 0 2>&1 | sed 's/^I[0-9]* [0-9:.]* *[0-9]* [a-z_.]*:[0-9]*\] //' || true
-    step "digits, solver_mode: GPU"
-    inside caffe train -solver digits_gpu.prototxt -gpu 0 > "$work/digits_gpu.log" 2>&1 || true
-    trained "$work/digits_gpu.log"
 fi
-step "digits, solver_mode: CPU (same net, this host's CPU)"
-inside caffe train -solver digits_cpu.prototxt > "$work/digits_cpu.log" 2>&1 || true
-trained "$work/digits_cpu.log"
+if want digits; then
+    if [ -z "$cpu_only" ]; then
+        step "digits, solver_mode: GPU"
+        inside caffe train -solver digits_gpu.prototxt -gpu 0 > "$work/digits_gpu.log" 2>&1 || true
+        trained "$work/digits_gpu.log"
+    fi
+    step "digits, solver_mode: CPU (same net, this host's CPU)"
+    inside caffe train -solver digits_cpu.prototxt > "$work/digits_cpu.log" 2>&1 || true
+    trained "$work/digits_cpu.log"
+fi
 
-if [ -z "$cpu_only" ]; then
+if want conv && [ -z "$cpu_only" ]; then
     step "cuDNN against CAFFE convolution"
     # FP32 against FP32 first (strict), then cuDNN's default math (TF32 on Ampere and later).
     inside env NVIDIA_TF32_OVERRIDE=0 python3 benchmarks/gpu_conv_check.py --out /workspace \
         --limit 1e-4 || true
     inside python3 benchmarks/gpu_conv_check.py --out /workspace --report || true
-    # CAFFEBOX_CUDNN_ALGO_CACHE=0: cuDNN asked for algorithms on every Reshape, as before
-    # cudnn_compat.h remembered its answers: the cache's baseline, in the same run. Twice
-    # each, interleaved, so that clocks ramping up favour none; per-layer lines once.
+    # Twice each, interleaved, so that clocks ramping up favour neither; per-layer lines once.
     show="(conv1|conv2)[[:space:]]+(forward|backward):|Average (Forward|Backward) pass"
     for round in 1 2; do
-        for run in "cudnn:" "cudnn:CAFFEBOX_CUDNN_ALGO_CACHE=0" "caffe:"; do
-            engine=${run%%:*} setting=${run#*:}
-            echo "caffe time, round $round, engine ${engine^^}${setting:+, $setting}:"
-            # shellcheck disable=SC2086
-            inside env $setting caffe time -model "conv_$engine.prototxt" -gpu 0 \
-                -iterations 500 2>&1 \
-                | grep -E "$show" \
-                | sed 's/.*\] *//' || true
+        for engine in cudnn caffe; do
+            echo "caffe time, round $round, engine ${engine^^}:"
+            inside caffe time -model "conv_$engine.prototxt" -gpu 0 -iterations 500 2>&1 \
+                | grep -E "$show" | sed 's/.*\] *//' || true
         done
         show="Average (Forward|Backward) pass"
     done
-    gpu=(--gpu 0)
-else
+elif want conv; then
+    step "CAFFE convolution on the CPU"
     inside python3 benchmarks/gpu_conv_check.py --cpu --out /workspace || true
-    gpu=()
 fi
 
-step "gradient checks of our Python layers (Caffe's ${gpu:+GPU }mode)"
-for case in "caffebox_layers.gpu.EuclideanLossGPU --input a=8x16 --input b=8x16" \
-            "caffebox_layers.losses.EuclideanLoss --input a=8x16 --input b=8x16" \
-            "caffebox_layers.affine.ChannelAffine --input x=2x3x4x4"; do
-    # shellcheck disable=SC2086
-    inside python3 -m caffebox_layers.testing $case --backend caffe "${gpu[@]}" 2>&1 | tail -1 || true
-done
-inside python3 -c "import caffebox_layers.gpu as g; print('CuPy in the image:', g.cupy is not None)" \
-    2>/dev/null || true
+if want grad; then
+    step "gradient checks of our Python layers (Caffe's ${gpu[*]:+GPU }mode)"
+    for case in "caffebox_layers.gpu.EuclideanLossGPU --input a=8x16 --input b=8x16" \
+                "caffebox_layers.losses.EuclideanLoss --input a=8x16 --input b=8x16" \
+                "caffebox_layers.affine.ChannelAffine --input x=2x3x4x4"; do
+        # shellcheck disable=SC2086
+        inside python3 -m caffebox_layers.testing $case --backend caffe "${gpu[@]}" 2>&1 \
+            | tail -1 || true
+    done
+    inside python3 -c "import caffebox_layers.gpu as g; print('CuPy in the image:', g.cupy is not None)" \
+        2>/dev/null || true
+fi
 
-step "Python loss layers against C++ EuclideanLoss"
-inside python3 benchmarks/loss_layers.py ${gpu:+--gpu} || true
+if want loss; then
+    step "Python loss layers against C++ EuclideanLoss"
+    inside python3 benchmarks/loss_layers.py ${gpu[*]:+--gpu} || true
+fi
 
-if [ -z "$cpu_only" ]; then
+if [ -z "$cpu_only" ] && want parallel; then
     step "caffebox_layers.parallel with one GPU"
     inside env NCCL_DEBUG=INFO python3 -m caffebox_layers.parallel \
         --solver digits_gpu.prototxt --gpus 0 > "$work/parallel.log" 2>&1 || true
-    grep -E "NCCL INFO (Bootstrap|NET/Socket|NCCL version)" "$work/parallel.log" | sed 's/^.*NCCL INFO/NCCL/' | sort -u | head -4 || true
+    grep -E "NCCL INFO (Bootstrap|NCCL version|ncclCommInitRank.*Init COMPLETE)" \
+        "$work/parallel.log" | sed 's/^.*NCCL INFO/NCCL/' | sort -u | head -4 || true
     grep -v "NCCL INFO" "$work/parallel.log" | tail -3
-    echo "accuracy $(accuracy "$work/parallel.log")"
+    trained "$work/parallel.log"
 fi

@@ -7,30 +7,15 @@
  * them again in terms of the _v7 queries (still in cuDNN 8 and 9): among the algorithms cuDNN
  * lists fastest first, take the first that succeeds and fits the preference's workspace
  * limit (none, any, or the caller's limit). No line of Caffe is changed, so forks build too.
- *
- * Caffe asks again on every Reshape, that is before every forward pass. cuDNN 7 answered
- * from a table; cuDNN 8 and 9 build and rank engine configurations for each _v7 query, which
- * on an H100 made a small net's cuDNN forward pass three times slower than Caffe's own
- * im2col convolution. So each answer is remembered per device, query and descriptor
- * contents (shapes, strides, types, padding, dilation, groups, math type), as PyTorch's
- * cuDNN algorithm cache does: the same question gets cuDNN's same answer without asking.
  * Our own code, written for caffebox.
  */
 #ifndef CAFFEBOX_CUDNN_COMPAT_H_
 #define CAFFEBOX_CUDNN_COMPAT_H_
 
 #if defined(USE_CUDNN) && !defined(CPU_ONLY)
-#include <cuda_runtime_api.h>
 #include <cudnn.h>
 #include <stddef.h>
 #include <stdint.h>
-#ifdef __cplusplus
-#include <cstdlib>
-#include <cstring>
-#include <map>
-#include <mutex>
-#include <vector>
-#endif
 
 #if CUDNN_MAJOR >= 8
 
@@ -71,128 +56,7 @@ static inline size_t caffebox_workspace_limit(int preference, size_t limit) {
     }                                                                           \
   } while (0)
 
-#ifdef __cplusplus
-/* The cache: one instance across translation units (inline, not static), guarded for
- * Caffe's multi-GPU threads. A key is what decides cuDNN's answer; a full cache is
- * emptied rather than grown without bound (nets reshaped to ever new sizes). */
-typedef std::vector<long long> caffebox_algo_key_t;
-
-inline std::map<caffebox_algo_key_t, int>& caffebox_algo_cache(std::mutex** lock) {
-  static std::map<caffebox_algo_key_t, int> cache;
-  static std::mutex mutex;
-  *lock = &mutex;
-  return cache;
-}
-
-inline bool caffebox_add_tensor(caffebox_algo_key_t* key, cudnnTensorDescriptor_t desc) {
-  cudnnDataType_t type;
-  int n = 0, dims[CUDNN_DIM_MAX], strides[CUDNN_DIM_MAX];
-  if (cudnnGetTensorNdDescriptor(desc, CUDNN_DIM_MAX, &type, &n, dims, strides) !=
-      CUDNN_STATUS_SUCCESS) return false;
-  key->push_back(type);
-  key->push_back(n);
-  for (int i = 0; i < n; ++i) { key->push_back(dims[i]); key->push_back(strides[i]); }
-  return true;
-}
-
-inline bool caffebox_add_filter(caffebox_algo_key_t* key, cudnnFilterDescriptor_t desc) {
-  cudnnDataType_t type;
-  cudnnTensorFormat_t format;
-  int n = 0, dims[CUDNN_DIM_MAX];
-  if (cudnnGetFilterNdDescriptor(desc, CUDNN_DIM_MAX, &type, &format, &n, dims) !=
-      CUDNN_STATUS_SUCCESS) return false;
-  key->push_back(type);
-  key->push_back(format);
-  key->push_back(n);
-  for (int i = 0; i < n; ++i) key->push_back(dims[i]);
-  return true;
-}
-
-inline bool caffebox_add_conv(caffebox_algo_key_t* key, cudnnConvolutionDescriptor_t desc) {
-  int n = 0, pads[CUDNN_DIM_MAX], strides[CUDNN_DIM_MAX], dilations[CUDNN_DIM_MAX];
-  int groups = 1;
-  cudnnConvolutionMode_t mode;
-  cudnnDataType_t type;
-  cudnnMathType_t math;
-  if (cudnnGetConvolutionNdDescriptor(desc, CUDNN_DIM_MAX, &n, pads, strides, dilations,
-                                      &mode, &type) != CUDNN_STATUS_SUCCESS ||
-      cudnnGetConvolutionGroupCount(desc, &groups) != CUDNN_STATUS_SUCCESS ||
-      cudnnGetConvolutionMathType(desc, &math) != CUDNN_STATUS_SUCCESS) return false;
-  key->push_back(mode);
-  key->push_back(type);
-  key->push_back(groups);
-  key->push_back(math);
-  key->push_back(n);
-  for (int i = 0; i < n; ++i) {
-    key->push_back(pads[i]); key->push_back(strides[i]); key->push_back(dilations[i]);
-  }
-  return true;
-}
-
-/* CAFFEBOX_CUDNN_ALGO_CACHE=0 asks cuDNN every time, as Caffe did: for comparisons. */
-inline bool caffebox_algo_cache_off() {
-  static const bool off = std::getenv("CAFFEBOX_CUDNN_ALGO_CACHE") != NULL &&
-                          std::strcmp(std::getenv("CAFFEBOX_CUDNN_ALGO_CACHE"), "0") == 0;
-  return off;
-}
-
-/* The key of one query: which query, the device, the preference and limit, the
- * descriptors. False when a descriptor cannot be read (or the cache is off): then ask
- * cuDNN, uncached. */
-inline bool caffebox_algo_key(caffebox_algo_key_t* key, int query, int preference,
-                              size_t limit, cudnnTensorDescriptor_t a,
-                              cudnnFilterDescriptor_t w, cudnnConvolutionDescriptor_t conv,
-                              cudnnTensorDescriptor_t b) {
-  int device = -1;
-  if (caffebox_algo_cache_off() || cudaGetDevice(&device) != cudaSuccess) return false;
-  key->push_back(query);
-  key->push_back(device);
-  key->push_back(preference);
-  key->push_back((long long)caffebox_workspace_limit(preference, limit));
-  return caffebox_add_tensor(key, a) && caffebox_add_filter(key, w) &&
-         caffebox_add_conv(key, conv) && caffebox_add_tensor(key, b);
-}
-
-inline bool caffebox_cached_algo(const caffebox_algo_key_t& key, int* algo) {
-  std::mutex* lock;
-  std::map<caffebox_algo_key_t, int>& cache = caffebox_algo_cache(&lock);
-  std::lock_guard<std::mutex> guard(*lock);
-  std::map<caffebox_algo_key_t, int>::const_iterator found = cache.find(key);
-  if (found == cache.end()) return false;
-  *algo = found->second;
-  return true;
-}
-
-inline void caffebox_remember_algo(const caffebox_algo_key_t& key, int algo) {
-  std::mutex* lock;
-  std::map<caffebox_algo_key_t, int>& cache = caffebox_algo_cache(&lock);
-  std::lock_guard<std::mutex> guard(*lock);
-  if (cache.size() >= 4096) cache.clear();
-  cache[key] = algo;
-}
-
-/* Answer from the cache, or run `ask` (which sets *algo) and remember a success. */
-#define CAFFEBOX_CACHED(query, preference, limit, a, w, conv, b, algo, type, ask)     \
-  do {                                                                          \
-    caffebox_algo_key_t key_;                                                   \
-    bool keyed_ = caffebox_algo_key(&key_, (query), (int)(preference), (limit), \
-                                    (a), (w), (conv), (b));                     \
-    int cached_ = 0;                                                            \
-    if (keyed_ && caffebox_cached_algo(key_, &cached_)) {                       \
-      *(algo) = (type)cached_;                                                  \
-      return CUDNN_STATUS_SUCCESS;                                              \
-    }                                                                           \
-    cudnnStatus_t asked_ = (ask);                                               \
-    if (asked_ == CUDNN_STATUS_SUCCESS && keyed_)                               \
-      caffebox_remember_algo(key_, (int)*(algo));                               \
-    return asked_;                                                              \
-  } while (0)
-#else
-#define CAFFEBOX_CACHED(query, preference, limit, a, w, conv, b, algo, type, ask) \
-  return (ask)
-#endif  /* __cplusplus */
-
-static inline cudnnStatus_t caffebox_ask_forward(
+static inline cudnnStatus_t cudnnGetConvolutionForwardAlgorithm(
     cudnnHandle_t handle, const cudnnTensorDescriptor_t xDesc,
     const cudnnFilterDescriptor_t wDesc,
     const cudnnConvolutionDescriptor_t convDesc,
@@ -210,7 +74,7 @@ static inline cudnnStatus_t caffebox_ask_forward(
   return CUDNN_STATUS_SUCCESS;
 }
 
-static inline cudnnStatus_t caffebox_ask_backward_filter(
+static inline cudnnStatus_t cudnnGetConvolutionBackwardFilterAlgorithm(
     cudnnHandle_t handle, const cudnnTensorDescriptor_t xDesc,
     const cudnnTensorDescriptor_t dyDesc,
     const cudnnConvolutionDescriptor_t convDesc,
@@ -228,7 +92,7 @@ static inline cudnnStatus_t caffebox_ask_backward_filter(
   return CUDNN_STATUS_SUCCESS;
 }
 
-static inline cudnnStatus_t caffebox_ask_backward_data(
+static inline cudnnStatus_t cudnnGetConvolutionBackwardDataAlgorithm(
     cudnnHandle_t handle, const cudnnFilterDescriptor_t wDesc,
     const cudnnTensorDescriptor_t dyDesc,
     const cudnnConvolutionDescriptor_t convDesc,
@@ -244,45 +108,6 @@ static inline cudnnStatus_t caffebox_ask_backward_data(
   CAFFEBOX_PICK_ALGO(perf, count, preference, memoryLimitInBytes, algo,
                      cudnnConvolutionBwdDataAlgo_t);
   return CUDNN_STATUS_SUCCESS;
-}
-
-static inline cudnnStatus_t cudnnGetConvolutionForwardAlgorithm(
-    cudnnHandle_t handle, const cudnnTensorDescriptor_t xDesc,
-    const cudnnFilterDescriptor_t wDesc,
-    const cudnnConvolutionDescriptor_t convDesc,
-    const cudnnTensorDescriptor_t yDesc,
-    cudnnConvolutionFwdPreference_t preference, size_t memoryLimitInBytes,
-    cudnnConvolutionFwdAlgo_t* algo) {
-  CAFFEBOX_CACHED(0, preference, memoryLimitInBytes, xDesc, wDesc, convDesc, yDesc, algo,
-                  cudnnConvolutionFwdAlgo_t,
-                  caffebox_ask_forward(handle, xDesc, wDesc, convDesc, yDesc, preference,
-                                       memoryLimitInBytes, algo));
-}
-
-static inline cudnnStatus_t cudnnGetConvolutionBackwardFilterAlgorithm(
-    cudnnHandle_t handle, const cudnnTensorDescriptor_t xDesc,
-    const cudnnTensorDescriptor_t dyDesc,
-    const cudnnConvolutionDescriptor_t convDesc,
-    const cudnnFilterDescriptor_t dwDesc,
-    cudnnConvolutionBwdFilterPreference_t preference,
-    size_t memoryLimitInBytes, cudnnConvolutionBwdFilterAlgo_t* algo) {
-  CAFFEBOX_CACHED(1, preference, memoryLimitInBytes, xDesc, dwDesc, convDesc, dyDesc, algo,
-                  cudnnConvolutionBwdFilterAlgo_t,
-                  caffebox_ask_backward_filter(handle, xDesc, dyDesc, convDesc, dwDesc,
-                                               preference, memoryLimitInBytes, algo));
-}
-
-static inline cudnnStatus_t cudnnGetConvolutionBackwardDataAlgorithm(
-    cudnnHandle_t handle, const cudnnFilterDescriptor_t wDesc,
-    const cudnnTensorDescriptor_t dyDesc,
-    const cudnnConvolutionDescriptor_t convDesc,
-    const cudnnTensorDescriptor_t dxDesc,
-    cudnnConvolutionBwdDataPreference_t preference, size_t memoryLimitInBytes,
-    cudnnConvolutionBwdDataAlgo_t* algo) {
-  CAFFEBOX_CACHED(2, preference, memoryLimitInBytes, dyDesc, wDesc, convDesc, dxDesc, algo,
-                  cudnnConvolutionBwdDataAlgo_t,
-                  caffebox_ask_backward_data(handle, wDesc, dyDesc, convDesc, dxDesc,
-                                             preference, memoryLimitInBytes, algo));
 }
 
 #endif  /* CUDNN_MAJOR >= 8 */

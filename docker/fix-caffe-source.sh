@@ -21,6 +21,14 @@ files_matching 'SetTotalBytesLimit\([^,()]+,[^()]+\)' | while read -r f; do
     sed -i -E 's/SetTotalBytesLimit\(([^,()]+),[^()]+\)/SetTotalBytesLimit(\1)/g' "$f"
 done
 
+# Python 3: BVLC's NCCL.new_uid() returns PyBytes_FromString(uid.c_str()), which stops at
+# the uid's first zero byte (its socket address has several): every rank then got a uid
+# naming 0.0.0.0:0 and NCCL's init failed after 60 s, "remote process exited" (an H100).
+files_matching 'PyBytes_FromString\(uid\.c_str\(\)\)' | while read -r f; do
+    echo "caffebox fix (NCCL): NCCL.new_uid returns the whole uid in $f"
+    sed -i -E 's/PyBytes_FromString\(uid\.c_str\(\)\)/PyBytes_FromStringAndSize(uid.data(), uid.size())/g' "$f"
+done
+
 # (OpenCV 4's removed C constants are handled in Makefile.config by force-including its
 #  legacy headers, and cuDNN 8/9's removed algorithm queries by caffebox/cudnn_compat.h.)
 

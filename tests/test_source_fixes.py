@@ -60,3 +60,18 @@ def test_protobuf_two_argument_limit_rewritten(tmp_path):
     )
     assert "one-argument SetTotalBytesLimit in src/io.cpp" in log
     assert _fix(tree, cuda) == ""  # a fixed tree needs nothing more
+
+
+def test_nccl_uid_keeps_its_zero_bytes(tmp_path):
+    """BVLC's Python 3 binding cut the uid at its first zero byte (NCCL then waited on
+    0.0.0.0:0 and failed); the rewrite returns all NCCL_UNIQUE_ID_BYTES."""
+    tree, cuda = _tree(tmp_path, "    int clockRate;\n    int deviceOverlap;\n")
+    (tree / "python" / "caffe").mkdir(parents=True)
+    binding = tree / "python" / "caffe" / "_caffe.cpp"
+    binding.write_text("  PyObject* py_uid = PyBytes_FromString(uid.c_str());\n")
+    log = _fix(tree, cuda)
+    assert binding.read_text() == (
+        "  PyObject* py_uid = PyBytes_FromStringAndSize(uid.data(), uid.size());\n"
+    )
+    assert "NCCL.new_uid returns the whole uid in python/caffe/_caffe.cpp" in log
+    assert _fix(tree, cuda) == ""
