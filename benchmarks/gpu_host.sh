@@ -113,7 +113,8 @@ trained() {  # $1: the log; its accuracy and speed, or how it ended
 # CAFFEBOX_STEPS="conv parallel" runs only those of: libs query digits conv grad loss parallel.
 want() { [ -z "${CAFFEBOX_STEPS:-}" ] || [[ " $CAFFEBOX_STEPS " == *" $1 "* ]]; }
 gpu=()
-[ -z "$cpu_only" ] && gpu=(--gpu 0)
+mode=CPU
+[ -z "$cpu_only" ] && gpu=(--gpu 0) && mode=GPU
 
 if [ -z "$cpu_only" ] && want libs; then
     step "the CUDA libraries Caffe loads"
@@ -156,7 +157,7 @@ elif want conv; then
 fi
 
 if want grad; then
-    step "gradient checks of our Python layers (Caffe's ${gpu[*]:+GPU }mode)"
+    step "gradient checks of our Python layers (Caffe's $mode mode)"
     for case in "caffebox_layers.gpu.EuclideanLossGPU --input a=8x16 --input b=8x16" \
                 "caffebox_layers.losses.EuclideanLoss --input a=8x16 --input b=8x16" \
                 "caffebox_layers.affine.ChannelAffine --input x=2x3x4x4"; do

@@ -100,9 +100,8 @@ def run(solver_file: str, gpus: list[int], weights: str = "", snapshot: str = ""
         return 2
     _log(f"Using GPUs {gpus} (one process each, NCCL)")
     # Every rank is a child of this process on this machine, so NCCL's bootstrap (the uid
-    # names a socket of rank 0) needs no network. Left alone, NCCL takes the first
-    # interface other than lo, which a host need not route to itself: on an H100 VM without
-    # Docker the one rank waited 60 s, then failed with "remote process exited".
+    # names a socket of rank 0) needs no network: lo, rather than the first other
+    # interface NCCL would take (which a cluster node may firewall). A user's choice stands.
     os.environ.setdefault("NCCL_SOCKET_IFNAME", "lo")
     ctx = mp.get_context("fork")
     barrier = ctx.Barrier(len(gpus))
