@@ -24,8 +24,68 @@ fi
 rm -rf "$deps" && mkdir -p "$deps"
 installed=$(awk '/^Package:/ {p = $2} /^Status: .* installed$/ {print p}' "$status" | sort -u)
 
-ldd "$PREFIX"/bin/* "$PREFIX"/lib/libcaffe*.so "$PREFIX"/python/caffe/_caffe*.so 2>/dev/null \
-    | awk '$2 == "=>" && $3 ~ /^\// {print $3}' | grep -v "^$PREFIX/" | sort -u > /tmp/caffebox-libs
+binaries=("$PREFIX"/bin/* "$PREFIX"/lib/libcaffe*.so "$PREFIX"/python/caffe/_caffe*.so)
+loaded() {  # the libraries the binaries load, with $deps searched first (stubs)
+    LD_LIBRARY_PATH=$deps ldd "${binaries[@]}" 2>/dev/null \
+        | awk '$2 == "=>" && $3 ~ /^\// {print $3}' | sort -u
+}
+
+# GDAL: Debian's libopencv_imgcodecs links it for decoders Caffe never needs (NITF and DTED
+# files, or imread(..., IMREAD_LOAD_GDAL)), and GDAL's closure (libgdal, ICU's data, PROJ,
+# GEOS, poppler, spatialite...) is about 120 MB of libraries. Unless the tree's own code
+# names GDAL, the image gets a stub libgdal instead, with the functions the loaded libraries
+# take from GDAL (derived here every build): GDALAllRegister registers nothing, GDALOpen
+# opens nothing (and says why), so OpenCV reads every other format as before; the rest are
+# only reached through an opened dataset. A symbol that is no function keeps the real GDAL.
+stub_gdal() {
+    local gdal soname users syms kinds tree=${CAFFE_SOURCE_DIR:-/usr/src/caffe}
+    gdal=$(loaded | grep -E '/libgdal\.so\.[0-9]+$' | head -1)
+    [ -n "$gdal" ] || return 0
+    soname=$(basename "$gdal")
+    if grep -rIqiw gdal --include='*.cpp' --include='*.hpp' --include='*.h' --include='*.cu' \
+            --include='*.py' "$tree"/src "$tree"/include "$tree"/tools "$tree"/python 2>/dev/null; then
+        echo "caffebox: the tree's code names GDAL: the real $soname stays"
+        return 0
+    fi
+    users=$(loaded | while read -r lib; do
+        readelf -d "$lib" 2>/dev/null | grep -F "(NEEDED)" | grep -qF "[$soname]" && echo "$lib" || true; done)
+    [ -n "$users" ] || return 0
+    # shellcheck disable=SC2086
+    syms=$(nm -D --undefined-only $users | awk '{print $NF}' | sed 's/@.*//' | sort -u \
+        | comm -12 - <(nm -D --defined-only "$gdal" | awk '{print $NF}' | sed 's/@.*//' | sort -u))
+    kinds=$(nm -D --defined-only "$gdal" | awk 'NR == FNR {want[$1]; next}
+        ($NF in want) {print $(NF - 1)}' <(echo "$syms") - | sort -u | tr -d '\n')
+    if [ -z "$syms" ] || [ -n "$(tr -d 'TW' <<<"$kinds")" ]; then
+        echo "caffebox: $soname gives $(echo "$syms" | wc -w) symbols of kinds '$kinds': the real one stays"
+        return 0
+    fi
+    {
+        echo '#include <stdio.h>'
+        echo 'static void say(const char *name) {'
+        echo '    static int said;'
+        echo '    if (said++) return;'
+        echo "    fprintf(stderr, \"caffebox: %s: this image's $soname is a stub, so OpenCV cannot read\""
+        echo '        " NITF or DTED files (or any file with IMREAD_LOAD_GDAL). To use GDAL, remove"'
+        echo "        \" /opt/caffe/lib/deps/$soname and install GDAL.\\n\", name);"
+        echo '}'
+        for sym in $syms; do
+            case "$sym" in
+            GDALOpen*) echo "long $sym(void) { say(\"$sym\"); return 0; }" ;;
+            *) echo "long $sym(void) { return 0; }" ;;
+            esac
+        done
+    } > /tmp/caffebox-gdal-stub.c
+    gcc -shared -fPIC -O2 -Wl,-soname,"$soname" -Wl,--no-undefined \
+        -o "$deps/$soname" /tmp/caffebox-gdal-stub.c
+    local pkg
+    pkg=$(dpkg -S "$(readlink -f "$gdal")" 2>/dev/null | head -1 | cut -d: -f1 || true)
+    echo "$soname caffebox-stub-of-${pkg:-libgdal} $(dpkg-query -W -f '${Version}' "$pkg" 2>/dev/null || echo unknown)" \
+        > "$deps/STUBS"
+    echo "caffebox: $soname is a stub of $(echo "$syms" | wc -w) functions (used by: $(echo $users | xargs -n1 basename | tr '\n' ' '))"
+}
+stub_gdal
+
+loaded | grep -v "^$PREFIX/" > /tmp/caffebox-libs
 
 # Each library's owning package, in one pass over dpkg's file lists: every name dpkg may
 # know it by (usrmerge: /lib and /usr/lib are one folder, but dpkg lists each file under
@@ -55,6 +115,7 @@ while read -r lib; do
     cp -L "$lib" "$deps/$(basename "$lib")"
     echo "$(basename "$lib") $pkg $(dpkg-query -W -f '${Version}' "$pkg")" >> "$deps/PACKAGES.tmp"
 done < /tmp/caffebox-libs
+[ -f "$deps/STUBS" ] && cat "$deps/STUBS" >> "$deps/PACKAGES.tmp" && rm "$deps/STUBS"
 sort -u "$deps/PACKAGES.tmp" > "$deps/PACKAGES" && rm "$deps/PACKAGES.tmp"
 printf '\n==> caffebox: bundled %s libraries (%s) from %s packages not in the runtime base\n' \
     "$(wc -l < "$deps/PACKAGES")" "$(du -sh "$deps" | cut -f1)" "$(cut -d' ' -f2 "$deps/PACKAGES" | sort -u | wc -l)"

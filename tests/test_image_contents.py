@@ -2,7 +2,8 @@
 
 Properties, not timings (benchmarks/image_build.py measures those): a size bound for the
 test source, every bundled library loaded by a Caffe binary, no LLVM, Mesa or Qt where
-libcaffe does not load them, and one compile per build.
+libcaffe does not load them, GDAL a stub (and none of its closure) while OpenCV still reads
+images, and one compile per build.
 """
 
 from __future__ import annotations
@@ -58,7 +59,8 @@ def test_every_library_resolves_and_every_bundled_one_is_loaded(run_in_image, lo
     "what, pattern",
     [("LLVM", "libLLVM"), ("Mesa's drivers", "_dri.so"), ("Qt", "libQt5"),
      ("OpenCV highgui", "libopencv_highgui"), ("OpenCV videoio", "libopencv_videoio"),
-     ("GDAL's data", "gdal/"), ("PROJ's data", "proj.db")],
+     ("GDAL's data", "gdal/"), ("PROJ's data", "proj.db"), ("PROJ", "libproj.so"),
+     ("ICU's data", "libicudata"), ("GEOS", "libgeos"), ("poppler", "libpoppler")],
 )  # fmt: skip
 def test_nothing_caffe_does_not_load(run_in_image, loaded, what, pattern):
     code, out = run_in_image(
@@ -71,6 +73,36 @@ def test_nothing_caffe_does_not_load(run_in_image, loaded, what, pattern):
         assert found, f"{what}: libcaffe loads {needed} but the image lacks them"
     else:
         assert not found, f"{what} is in the image but nothing of Caffe loads it: {found[:5]}"
+
+
+GDAL_CHECK = r"""
+set -e
+cd /tmp
+python3 -c '
+import numpy as n
+from PIL import Image
+for name in ("a.png", "b.jpg"):
+    Image.fromarray((n.random.RandomState(0).rand(20, 30, 3) * 255).astype("uint8")).save(name)
+open("c.ntf", "w").write("NITF02.10")
+'
+printf 'a.png 0\nb.jpg 1\n' > images.txt
+convert_imageset /tmp/ images.txt db 2>&1 | grep -F 'Processed 2 files.'
+printf 'c.ntf 0\n' > nitf.txt
+convert_imageset /tmp/ nitf.txt db2 2>&1 | grep -F 'libgdal.so.32 is a stub' || true
+grep -F caffebox-stub-of- /opt/caffe/lib/deps/PACKAGES
+"""
+
+
+def test_gdal_is_a_stub_and_opencv_still_reads_png_and_jpeg(run_in_image):
+    """Debian's libopencv_imgcodecs links GDAL (a ~120 MB closure) for NITF and DTED files
+    alone: the image's libgdal is a stub of what imgcodecs takes from it, and Caffe's own
+    image reading (convert_imageset: PNG and JPEG) works as before; a NITF file is refused
+    with a message naming the stub."""
+    code, out = run_in_image(["sh", "-c", GDAL_CHECK])
+    assert code == 0, out
+    assert "Processed 2 files." in out, out
+    assert "GDALOpen: this image's libgdal.so.32 is a stub" in out, out
+    assert re.search(r"^libgdal\.so\.\d+ caffebox-stub-of-libgdal\d+ \S+$", out, re.M), out
 
 
 def test_one_shared_openblas(run_in_image, loaded):
