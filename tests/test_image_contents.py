@@ -91,6 +91,9 @@ convert_imageset /tmp/ images.txt db 2>&1 | grep -F 'Processed 2 files.'
 printf 'c.ntf 0\n' > nitf.txt
 convert_imageset /tmp/ nitf.txt db2 2>&1 | grep -F 'libgdal.so.32 is a stub' || true
 grep -F caffebox-stub-of- /opt/caffe/lib/deps/PACKAGES
+echo "GDAL's own libraries loaded:" $(ldd /opt/caffe/bin/* /opt/caffe/lib/libcaffe*.so \
+    /opt/caffe/python/caffe/_caffe*.so | grep -oE 'lib(proj|geos|poppler|spatialite)[^ ]*' \
+    | sort -u)
 """
 
 
@@ -104,6 +107,7 @@ def test_gdal_is_a_stub_and_opencv_still_reads_png_and_jpeg(run_in_image):
     assert "Processed 2 files." in out, out
     assert "GDALOpen: this image's libgdal.so.32 is a stub" in out, out
     assert re.search(r"^libgdal\.so\.\d+ caffebox-stub-of-libgdal\d+ \S+$", out, re.M), out
+    assert re.search(r"^GDAL's own libraries loaded:$", out, re.M), out  # PROJ, GEOS...
 
 
 def test_one_shared_openblas(run_in_image, loaded):
