@@ -38,8 +38,8 @@ loaded() {  # the libraries the binaries load, with $deps searched first (stubs)
 # opens nothing (and says why), so OpenCV reads every other format as before; the rest are
 # only reached through an opened dataset. A symbol that is no function keeps the real GDAL.
 stub_gdal() {
-    local gdal soname users syms kinds tree=${CAFFE_SOURCE_DIR:-/usr/src/caffe}
-    gdal=$(loaded | grep -E '/libgdal\.so\.[0-9]+$' | head -1)
+    local gdal soname users defined syms kinds tree=${CAFFE_SOURCE_DIR:-/usr/src/caffe}
+    gdal=$(grep -E '/libgdal\.so\.[0-9]+$' <<<"$libs" | head -1 || true)
     [ -n "$gdal" ] || return 0
     soname=$(basename "$gdal")
     if grep -rIqiw gdal --include='*.cpp' --include='*.hpp' --include='*.h' --include='*.cu' \
@@ -47,14 +47,16 @@ stub_gdal() {
         echo "caffebox: the tree's code names GDAL: the real $soname stays"
         return 0
     fi
-    users=$(loaded | while read -r lib; do
-        readelf -d "$lib" 2>/dev/null | grep -F "(NEEDED)" | grep -qF "[$soname]" && echo "$lib" || true; done)
+    users=$(while read -r lib; do
+        readelf -d "$lib" 2>/dev/null | grep -F "(NEEDED)" | grep -qF "[$soname]" && echo "$lib" || true
+    done <<<"$libs")
     [ -n "$users" ] || return 0
+    defined=$(nm -D --defined-only "$gdal" | sed 's/@.*//')  # 'address kind name' lines
     # shellcheck disable=SC2086
     syms=$(nm -D --undefined-only $users | awk '{print $NF}' | sed 's/@.*//' | sort -u \
-        | comm -12 - <(nm -D --defined-only "$gdal" | awk '{print $NF}' | sed 's/@.*//' | sort -u))
-    kinds=$(nm -D --defined-only "$gdal" | awk 'NR == FNR {want[$1]; next}
-        ($NF in want) {print $(NF - 1)}' <(echo "$syms") - | sort -u | tr -d '\n')
+        | comm -12 - <(awk '{print $NF}' <<<"$defined" | sort -u))
+    kinds=$(awk 'NR == FNR {want[$1]; next} ($NF in want) {print $(NF - 1)}' \
+        <(echo "$syms") - <<<"$defined" | sort -u | tr -d '\n')
     if [ -z "$syms" ] || [ -n "$(tr -d 'TW' <<<"$kinds")" ]; then
         echo "caffebox: $soname gives $(echo "$syms" | wc -w) symbols of kinds '$kinds': the real one stays"
         return 0
@@ -80,12 +82,14 @@ stub_gdal() {
     local pkg
     pkg=$(dpkg -S "$(readlink -f "$gdal")" 2>/dev/null | head -1 | cut -d: -f1 || true)
     echo "$soname caffebox-stub-of-${pkg:-libgdal} $(dpkg-query -W -f '${Version}' "$pkg" 2>/dev/null || echo unknown)" \
-        > "$deps/STUBS"
+        >> "$deps/PACKAGES.tmp"
     echo "caffebox: $soname is a stub of $(echo "$syms" | wc -w) functions (used by: $(echo $users | xargs -n1 basename | tr '\n' ' '))"
 }
+libs=$(loaded)
+: > "$deps/PACKAGES.tmp"
 stub_gdal
-
-loaded | grep -v "^$PREFIX/" > /tmp/caffebox-libs
+if [ -s "$deps/PACKAGES.tmp" ]; then libs=$(loaded); fi  # a stub resolves now
+grep -v "^$PREFIX/" <<<"$libs" > /tmp/caffebox-libs
 
 # Each library's owning package, in one pass over dpkg's file lists: every name dpkg may
 # know it by (usrmerge: /lib and /usr/lib are one folder, but dpkg lists each file under
@@ -103,7 +107,6 @@ awk 'NR == FNR {owner[$2] = $1; next} !($1 in found) && ($2 in owner) {found[$1]
     END {for (lib in found) print lib, found[lib]}' /tmp/caffebox-owners /tmp/caffebox-names \
     > /tmp/caffebox-lib-owners
 
-: > "$deps/PACKAGES.tmp"
 while read -r lib; do
     pkg=$(awk -v lib="$lib" '$1 == lib {print $2}' /tmp/caffebox-lib-owners)
     if [ -z "$pkg" ]; then
@@ -115,7 +118,6 @@ while read -r lib; do
     cp -L "$lib" "$deps/$(basename "$lib")"
     echo "$(basename "$lib") $pkg $(dpkg-query -W -f '${Version}' "$pkg")" >> "$deps/PACKAGES.tmp"
 done < /tmp/caffebox-libs
-[ -f "$deps/STUBS" ] && cat "$deps/STUBS" >> "$deps/PACKAGES.tmp" && rm "$deps/STUBS"
 sort -u "$deps/PACKAGES.tmp" > "$deps/PACKAGES" && rm "$deps/PACKAGES.tmp"
 printf '\n==> caffebox: bundled %s libraries (%s) from %s packages not in the runtime base\n' \
     "$(wc -l < "$deps/PACKAGES")" "$(du -sh "$deps" | cut -f1)" "$(cut -d' ' -f2 "$deps/PACKAGES" | sort -u | wc -l)"
