@@ -10,6 +10,8 @@ compile, wheels, runtime deps, final), the compile alone, the ratio of the whole
 the compile, the runtime image's size and its 10 largest items (packages, libraries bundled
 from packages, wheels). The compile is the
 baseline: the ratio is what everything else costs on the same machine in the same run.
+The runtime base builds beside the build stage (caffebox.images.build), so its row is
+wall time spent at the same time as the build deps, not added to the whole build.
 """
 
 from __future__ import annotations
@@ -28,8 +30,7 @@ from caffebox.variants import get_variant
 PHASES = [
     ("compile", r"RUN build-caffe"),
     ("wheels", r"pip(3)? install"),
-    ("bundle", r"RUN bundle-libs|COPY --from=build /opt/caffe"),
-    ("runtime deps", r"python3-pytest"),
+    ("bundle", r"RUN bundle-libs|COPY --from=bundle /opt/caffe"),
     ("build deps", r"apt-get install|RUN prepare-caffe"),
 ]
 
@@ -41,9 +42,10 @@ class TimedLog(io.TextIOBase):
         self.echo = echo
         self.steps: list[tuple[str, float]] = []  # (step text, start)
         self.call = 0
+        self.last = time.monotonic()  # when the last output came: the build's end
 
     def write(self, text: str) -> int:
-        now = time.monotonic()
+        now = self.last = time.monotonic()
         for line in text.splitlines():
             if m := re.match(r"Step (\d+)/\d+ : (.*)", line):
                 if m.group(1) == "1":  # each build call starts again at step 1
@@ -58,8 +60,8 @@ class TimedLog(io.TextIOBase):
         return [(s, starts[i + 1] - t) for i, (s, t) in enumerate(self.steps)]
 
 
-def phase_of(step: str) -> str:
-    if step.startswith("2:"):
+def phase_of(step: str, last_call: int) -> str:
+    if step.startswith(f"{last_call}:"):
         return "final"
     for phase, pattern in PHASES:
         if re.search(pattern, step):
@@ -98,28 +100,45 @@ def main() -> int:
     parser.add_argument("--variant", default="cpu")
     parser.add_argument("--jobs", type=int, default=0)
     parser.add_argument("--quiet", action="store_true", help="do not echo the build log")
+    parser.add_argument(
+        "--steps",
+        type=int,
+        default=0,
+        metavar="N",
+        help="also print the N slowest Dockerfile steps",
+    )
     args = parser.parse_args()
     client = engine.connect()
     request = images.BuildRequest(
         variant=get_variant(args.variant), source=CaffeSource.from_options(args.caffe_src, None,
         None), tag=args.tag, jobs=args.jobs or None, nocache=True,
     )  # fmt: skip
-    log = TimedLog(echo=not args.quiet)
+    log, beside = TimedLog(echo=not args.quiet), TimedLog(echo=False)
     started = time.monotonic()
-    images.build(client, request, out=log)
+    images.build(client, request, out=log, runtime_base_out=beside)
     total = time.monotonic() - started
     phases: dict[str, float] = {}
     for step, seconds in log.durations(started + total):
-        phases[phase_of(step)] = phases.get(phase_of(step), 0.0) + seconds
+        phase = phase_of(step, log.call)
+        phases[phase] = phases.get(phase, 0.0) + seconds
+    # The runtime base's whole call, from the build's start: it ran beside the build deps.
+    beside_s = beside.last - started
     size = client.images.get(args.tag).attrs["Size"]
     compile_s = phases.get("compile", 0.0)
     print(f"\ncold build of {args.caffe_src} ({args.variant}), {args.tag}")
     print(f"{'phase':<14}{'seconds':>9}{'x compile':>11}")
-    for phase in ("runtime deps", "build deps", "compile", "wheels", "bundle", "final", "other"):
+    ratio = beside_s / compile_s if compile_s else float("nan")
+    print(f"{'runtime deps':<14}{beside_s:>9.0f}{ratio:>11.2f}  (beside build deps)")
+    for phase in ("build deps", "compile", "wheels", "bundle", "final", "other"):
         if phase in phases:
             ratio = phases[phase] / compile_s if compile_s else float("nan")
             print(f"{phase:<14}{phases[phase]:>9.0f}{ratio:>11.2f}")
     print(f"{'whole build':<14}{total:>9.0f}{total / compile_s if compile_s else 0:>11.2f}")
+    if args.steps:
+        print("slowest steps (call:instruction):")
+        slowest = sorted(log.durations(started + total), key=lambda d: -d[1])
+        for step, seconds in slowest[: args.steps]:
+            print(f"  {seconds:>7.1f} s  {step[:90]}")
     print(f"runtime image: {size / 1e6:.0f} MB")
     print("largest items (installed packages, bundled libraries by package, wheels):")
     for size, name in largest(client, args.tag):

@@ -2,8 +2,9 @@
 
 The build context is made here (not the whole checkout): the Dockerfile, the build
 script, the rendered Makefile.config, the Caffe source and the layers package. The
-image is built in two calls: the `runtime` stage, then the `final` stage whose labels
-carry the Python and numpy versions read from the runtime stage itself.
+runtime base (its own Dockerfile) and the build stage are built at the same time, in two
+calls; then the `runtime` stage, then the `final` stage whose labels carry the Python and
+numpy versions read from the runtime stage itself.
 """
 
 from __future__ import annotations
@@ -11,11 +12,12 @@ from __future__ import annotations
 import io
 import sys
 import tarfile
+import threading
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import TextIO
+from typing import Any, TextIO
 
 import docker
 
@@ -40,11 +42,19 @@ class BuildRequest:
     compile_only: bool = False
     extra_buildargs: dict[str, str] = field(default_factory=dict)
 
+    def runtime_base_tag(self) -> str:
+        """The runtime base's working tag while this image builds."""
+        return tag_beside(self.tag, "runtime-base")
+
+    def runtime_base_args(self) -> dict[str, str]:
+        """Build arguments for docker/runtime-base.Dockerfile."""
+        return {"RUNTIME_IMAGE": self.runtime_image or self.variant.runtime_image}
+
     def buildargs(self) -> dict[str, str]:
         """Build arguments for the Dockerfile's ARGs."""
         args = {
             "BASE_IMAGE": self.base_image or self.variant.base_image,
-            "RUNTIME_IMAGE": self.runtime_image or self.variant.runtime_image,
+            "RUNTIME_BASE": self.runtime_base_tag(),
             "CAFFE_REPO": self.source.repo,
             "CAFFE_REF": self.source.ref,
             "CAFFE_COMMIT": self.source.commit(),
@@ -54,6 +64,12 @@ class BuildRequest:
         }
         args.update(self.extra_buildargs)
         return args
+
+
+def tag_beside(tag: str, suffix: str) -> str:
+    """A tag next to `tag` for an image made on the way: caffebox:cpu -> caffebox:cpu-SUFFIX,
+    localhost:5000/caffebox -> localhost:5000/caffebox:SUFFIX."""
+    return f"{tag}-{suffix}" if ":" in tag.rsplit("/", 1)[-1] else f"{tag}:{suffix}"
 
 
 def _add_bytes(tar: tarfile.TarFile, name: str, data: bytes, mode: int = 0o644) -> None:
@@ -126,7 +142,7 @@ def _stream_build(
     client: docker.DockerClient,
     context: io.BytesIO,
     *,
-    tag: str,
+    tag: str | None,
     target: str,
     buildargs: dict[str, str],
     nocache: bool,
@@ -163,7 +179,7 @@ def _stream_build(
 
 
 def _build_hint(text: str, buildargs: dict[str, str]) -> str:
-    base = buildargs.get("BASE_IMAGE", "")
+    base = buildargs.get("BASE_IMAGE") or buildargs.get("RUNTIME_IMAGE", "")
     missing_base = "not found" in text and base in text
     if "pull access denied" in text or "manifest unknown" in text or missing_base:
         return (
@@ -209,8 +225,44 @@ def label_args(request: BuildRequest, versions: dict[str, str], commit: str) -> 
     }
 
 
-def build(client: docker.DockerClient, request: BuildRequest, out: TextIO = sys.stdout) -> str:
-    """Build the image; returns its id. Output is streamed to `out`."""
+class _Beside:
+    """One build call on a thread of its own, beside the caller's; result() waits for it
+    and raises its error. A daemon thread: Ctrl-C does not wait for it, and the engine
+    stops its build when the process goes."""
+
+    def __init__(self, **call: Any) -> None:
+        self.error: BaseException | None = None
+        self.thread = threading.Thread(target=self._run, kwargs=call, daemon=True)
+        self.thread.start()
+
+    def _run(self, **call: Any) -> None:
+        try:
+            _stream_build(**call)
+        except BaseException as exc:  # handed to the caller's thread by result()
+            self.error = exc
+
+    def result(self) -> None:
+        self.thread.join()
+        if self.error is not None:
+            raise self.error
+
+
+def _runtime_base_context() -> io.BytesIO:
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as tar:
+        tar.add(str(paths.RUNTIME_BASE_DOCKERFILE), arcname="docker/runtime-base.Dockerfile")
+    return buf
+
+
+def build(
+    client: docker.DockerClient,
+    request: BuildRequest,
+    out: TextIO = sys.stdout,
+    runtime_base_out: TextIO | None = None,
+) -> str:
+    """Build the image; returns its id. Output is streamed to `out`; the runtime base's,
+    built at the same time as the build stage, to `runtime_base_out` (default: to `out`
+    once the build stage ends, so the two logs do not interleave)."""
     context = build_context(request)
     args = request.buildargs()
     if request.compile_only:
@@ -220,23 +272,54 @@ def build(client: docker.DockerClient, request: BuildRequest, out: TextIO = sys.
             nocache=request.nocache, out=out,
         )  # fmt: skip
         return client.images.get(request.tag).id
-    runtime_tag = f"{request.tag}-runtime" if ":" in request.tag else f"{request.tag}:runtime"
-    out.write(f"caffebox: building {request.tag} (variant {request.variant.name})\n")
-    _stream_build(
-        client,
-        context,
-        tag=runtime_tag,
-        target="runtime",
-        buildargs=args,
-        nocache=request.nocache,
-        out=out,
+    runtime_base, runtime_tag = request.runtime_base_tag(), tag_beside(request.tag, "runtime")
+    out.write(
+        f"caffebox: building {request.tag} (variant {request.variant.name}); the runtime base "
+        f"{runtime_base} builds at the same time (its log follows the build stage's)\n"
     )
-    versions = read_versions(client, runtime_tag)
-    args.update(label_args(request, versions, args["CAFFE_COMMIT"]))
-    _stream_build(
-        client, context, tag=request.tag, target="final", buildargs=args, nocache=False, out=out
-    )
-    client.images.remove(runtime_tag, noprune=True)
+    side_log = runtime_base_out or io.StringIO()
+    side = _Beside(
+        client=client, context=_runtime_base_context(), tag=runtime_base, target="",
+        buildargs=request.runtime_base_args(), nocache=request.nocache, out=side_log,
+        dockerfile="docker/runtime-base.Dockerfile",
+    )  # fmt: skip
+
+    def end_runtime_base() -> None:
+        side.thread.join()
+        if runtime_base_out is None:
+            out.write(f"caffebox: the runtime base {runtime_base}, built meanwhile:\n")
+            out.write(side_log.getvalue())
+
+    try:
+        try:
+            _stream_build(
+                client, context, tag=None, target="build", buildargs=args,
+                nocache=request.nocache, out=out,
+            )  # fmt: skip
+        except CaffeboxError:
+            end_runtime_base()  # its build ends before the build stage's error is told
+            raise
+        end_runtime_base()
+        side.result()
+        # Everything from here takes the build stage and the runtime base just made from
+        # the cache (the classic builder picks the newest cached step), whatever the flags:
+        # Caffe compiles once.
+        _stream_build(
+            client, context, tag=runtime_tag, target="runtime", buildargs=args,
+            nocache=False, out=out,
+        )  # fmt: skip
+        versions = read_versions(client, runtime_tag)
+        args.update(label_args(request, versions, args["CAFFE_COMMIT"]))
+        _stream_build(
+            client, context, tag=request.tag, target="final", buildargs=args, nocache=False,
+            out=out,
+        )  # fmt: skip
+    finally:
+        for name in (runtime_tag, runtime_base):
+            try:
+                client.images.remove(name, noprune=True)
+            except docker.errors.DockerException:
+                pass  # not made: the build stopped before it
     image = client.images.get(request.tag)
     out.write(
         f"caffebox: built {request.tag} ({image.short_id}): Python {args['PYTHON_VERSION']}, "
@@ -256,7 +339,7 @@ CUDA_OFFLINE_BASES = {
 def runtime_tag_of(tag: str) -> str:
     """The runtime base's tag beside an offline devel base's: caffebox/cuda-offline:13 ->
     caffebox/cuda-offline:13-runtime."""
-    return f"{tag}-runtime" if ":" in tag.rsplit("/", 1)[-1] else f"{tag}:runtime"
+    return tag_beside(tag, "runtime")
 
 
 def build_cuda_offline_base(

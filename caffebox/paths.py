@@ -15,6 +15,7 @@ ASSETS = Path(str(resources.files("caffebox") / "assets"))
 # Resolved: in a checkout these are links to the top-level docker/ and template.
 DOCKER_DIR = (ASSETS / "docker").resolve()
 DOCKERFILE = DOCKER_DIR / "Dockerfile"
+RUNTIME_BASE_DOCKERFILE = DOCKER_DIR / "runtime-base.Dockerfile"
 TEMPLATE = (ASSETS / "Makefile.config.template").resolve()
 # The checkout the package was installed from (editable), if any: the test suite lives there.
 ROOT = Path(__file__).resolve().parent.parent

@@ -1,7 +1,10 @@
 """The Dockerfile's stages and the build args caffebox passes: no engine needed."""
 
 import dataclasses
+import io
 import re
+import threading
+import time
 
 import pytest
 
@@ -11,13 +14,14 @@ from caffebox.source import CaffeSource
 from caffebox.variants import CPU, GPU
 
 
-def _stage_args() -> dict[str, set[str]]:
-    """ARG names declared in each stage (before the first FROM: '(global)')."""
+def _stage_args(dockerfile=paths.DOCKERFILE) -> dict[str, set[str]]:
+    """ARG names declared in each stage (before the first FROM: '(global)'); a stage with
+    no name is called 'main'."""
     stages: dict[str, set[str]] = {"(global)": set()}
     current = "(global)"
-    for line in paths.DOCKERFILE.read_text().splitlines():
-        if m := re.match(r"FROM\s+\S+\s+AS\s+(\S+)", line, re.I):
-            current = m.group(1)
+    for line in dockerfile.read_text().splitlines():
+        if m := re.match(r"FROM\s+\S+(?:\s+AS\s+(\S+))?", line, re.I):
+            current = m.group(1) or "main"
             stages[current] = set()
         elif m := re.match(r"ARG\s+([A-Za-z_][A-Za-z0-9_]*)", line):
             stages[current].add(m.group(1))
@@ -33,8 +37,9 @@ def test_label_args_reach_only_the_final_stage():
     labels = images.label_args(request, {"CAFFE_COMMIT": "abc"}, "")
     assert labels["CAFFE_REVISION"] == "abc"
     assert set(labels) <= stages["final"]
-    for stage in ("runtime-base", "build", "runtime"):
+    for stage in ("build", "bundle", "runtime"):
         assert not set(labels) & stages[stage], f"{stage} declares {set(labels) & stages[stage]}"
+    assert not set(labels) & set().union(*_stage_args(paths.RUNTIME_BASE_DOCKERFILE).values())
 
 
 def test_every_build_arg_is_declared():
@@ -42,6 +47,8 @@ def test_every_build_arg_is_declared():
                                   tag="t")  # fmt: skip
     declared = set().union(*_stage_args().values())
     assert set(request.buildargs()) <= declared
+    runtime_base = set().union(*_stage_args(paths.RUNTIME_BASE_DOCKERFILE).values())
+    assert set(request.runtime_base_args()) <= runtime_base
 
 
 def test_cuda_base_names_the_cudas_it_makes():
@@ -63,7 +70,9 @@ def test_cuda13_wheels_form_one_toolkit():
 
 
 class _FakeEngine:
-    """Records the build calls `images.build` makes."""
+    """Records the build calls `images.build` makes. The runtime base's call does not end
+    before the build stage's has begun: were the two made one after the other, the build
+    would stop here (the fake raises after 10 s)."""
 
     def __init__(self):
         self.calls = []
@@ -71,9 +80,15 @@ class _FakeEngine:
         self.images = self
         self.containers = self
         self.id = self.short_id = "sha256:x"
+        self.build_stage_began = threading.Event()
 
     def build(self, **kwargs):
         self.calls.append(kwargs)
+        if kwargs.get("target") == "build":
+            self.build_stage_began.set()
+        elif kwargs["dockerfile"].endswith("runtime-base.Dockerfile"):
+            if not self.build_stage_began.wait(timeout=10):
+                raise AssertionError("the build stage did not begin while the runtime base built")
         return iter([{"stream": "ok\n"}])
 
     def run(self, *args, **kwargs):
@@ -128,14 +143,56 @@ def test_second_build_call_never_misses_the_cache(tmp_path, options, variant):
         (only,) = engine.calls  # the build stage alone, once
         assert only["target"] == "build"
         return
-    first, final = engine.calls
-    assert first["target"] == "runtime" and final["target"] == "final"
-    assert first["nocache"] == options.get("nocache", False)
-    assert final["nocache"] is False
+    (runtime_base,) = [
+        c for c in engine.calls if c["dockerfile"].endswith("runtime-base.Dockerfile")
+    ]
+    first, runtime, final = [c for c in engine.calls if c is not runtime_base]
+    assert [first["target"], runtime["target"], final["target"]] == ["build", "runtime", "final"]
+    assert first["nocache"] == runtime_base["nocache"] == options.get("nocache", False)
+    assert runtime["nocache"] is final["nocache"] is False
+    assert first["buildargs"]["RUNTIME_BASE"] == runtime_base["tag"] != "t:x"
     stages = _stage_args()
     earlier = set().union(*(args for stage, args in stages.items() if stage != "final"))
     for name in earlier:
+        assert first["buildargs"].get(name) == runtime["buildargs"].get(name), name
         assert first["buildargs"].get(name) == final["buildargs"].get(name), name
+
+
+def test_the_runtime_base_builds_beside_the_build_stage():
+    """The runtime base's call waits (in the fake) until the build stage's call has
+    begun: built one after the other, this build fails."""
+    request = images.BuildRequest(variant=CPU, source=CaffeSource.from_options(None, None, None),
+                                  tag="t:x")  # fmt: skip
+    engine = _FakeEngine()
+    images.build(engine, request, out=io.StringIO())
+    assert engine.build_stage_began.is_set()
+
+
+class _FailingEngine(_FakeEngine):
+    """The build stage fails while the runtime base is still building."""
+
+    def __init__(self):
+        super().__init__()
+        self.runtime_base_done = threading.Event()
+
+    def build(self, **kwargs):
+        self.calls.append(kwargs)
+        if kwargs.get("target") == "build":
+            return iter([{"error": "the compile broke"}])
+        time.sleep(0.3)
+        self.runtime_base_done.set()
+        return iter([{"stream": "runtime base log\n"}])
+
+
+def test_a_failed_build_stage_waits_for_the_runtime_base_and_says_why():
+    request = images.BuildRequest(variant=CPU, source=CaffeSource.from_options(None, None, None),
+                                  tag="t:x")  # fmt: skip
+    engine, out = _FailingEngine(), io.StringIO()
+    with pytest.raises(CaffeboxError, match="at target 'build': the compile broke"):
+        images.build(engine, request, out=out)
+    assert engine.runtime_base_done.is_set()  # no build left running behind the error
+    assert "runtime base log" in out.getvalue()
+    assert len(engine.calls) == 2  # no runtime or final call after the failure
 
 
 def _first_steps() -> dict[str, str]:
@@ -158,7 +215,7 @@ def test_no_two_stages_start_alike():
     stages (or Dockerfiles) on one base that begin alike cross over, and after a --no-cache
     build the labels call compiled Caffe again (seen: BVLC, 313 s for the 'final' call)."""
     firsts = _first_steps()
-    assert len(firsts) >= 6, firsts  # runtime-base, build, runtime, final, 2 CUDA bases
+    assert len(firsts) >= 7, firsts  # build, bundle, runtime, final, runtime base, 2 CUDA
     seen: dict[str, str] = {}
     for stage, step in firsts.items():
         if stage.endswith(":final"):
