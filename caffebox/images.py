@@ -148,8 +148,11 @@ def _stream_build(
     nocache: bool,
     out: TextIO,
     dockerfile: str = "docker/Dockerfile",
+    give_up: threading.Event | None = None,
 ) -> None:
-    """Run one build, echoing its output; raise with the engine's error on failure."""
+    """Run one build, echoing its output; raise with the engine's error on failure. Stops
+    reading (and returns) once `give_up` is set: a build beside it failed, and the engine
+    ends this one when the process goes."""
     context.seek(0)
     chunks: Iterable[dict] = client.api.build(
         fileobj=context,
@@ -167,6 +170,8 @@ def _stream_build(
     )
     tail: list[str] = []
     for chunk in chunks:
+        if give_up is not None and give_up.is_set():
+            return
         if "stream" in chunk:
             text = chunk["stream"]
             out.write(text)
@@ -175,7 +180,8 @@ def _stream_build(
         elif "error" in chunk:
             detail = chunk["error"].strip()
             hint = _build_hint(detail + "\n" + "\n".join(tail), buildargs)
-            raise CaffeboxError(f"The image build failed at target {target!r}: {detail}. {hint}")
+            where = f"target {target!r}" if target else dockerfile
+            raise CaffeboxError(f"The image build failed at {where}: {detail}. {hint}")
 
 
 def _build_hint(text: str, buildargs: dict[str, str]) -> str:
@@ -232,6 +238,7 @@ class _Beside:
 
     def __init__(self, **call: Any) -> None:
         self.error: BaseException | None = None
+        self.failed = threading.Event()
         self.thread = threading.Thread(target=self._run, kwargs=call, daemon=True)
         self.thread.start()
 
@@ -240,6 +247,7 @@ class _Beside:
             _stream_build(**call)
         except BaseException as exc:  # handed to the caller's thread by result()
             self.error = exc
+            self.failed.set()
 
     def result(self) -> None:
         self.thread.join()
@@ -292,9 +300,11 @@ def build(
 
     try:
         try:
+            # A runtime base that cannot build (a missing runtime image) ends this one at
+            # once rather than after the compile.
             _stream_build(
                 client, context, tag=None, target="build", buildargs=args,
-                nocache=request.nocache, out=out,
+                nocache=request.nocache, out=out, give_up=side.failed,
             )  # fmt: skip
         except CaffeboxError:
             end_runtime_base()  # its build ends before the build stage's error is told

@@ -184,6 +184,40 @@ class _FailingEngine(_FakeEngine):
         return iter([{"stream": "runtime base log\n"}])
 
 
+class _NoRuntimeImageEngine(_FakeEngine):
+    """The runtime image is missing: the runtime base fails at once, while the build
+    stage would stream for a long time (a compile)."""
+
+    def __init__(self):
+        super().__init__()
+        self.build_chunks_read = 0
+
+    def build(self, **kwargs):
+        self.calls.append(kwargs)
+        if kwargs.get("target") == "build":
+            return self._long_build()
+        return iter([{"error": "pull access denied for nvidia/cuda, repository does not exist"}])
+
+    def _long_build(self):
+        for _ in range(500):
+            self.build_chunks_read += 1
+            time.sleep(0.01)
+            yield {"stream": "compiling\n"}
+
+
+def test_a_runtime_base_that_cannot_build_ends_the_build_stage_early():
+    request = images.BuildRequest(variant=GPU, source=CaffeSource.from_options(None, None, None),
+                                  tag="t:x", runtime_image="nvidia/cuda:r")  # fmt: skip
+    engine = _NoRuntimeImageEngine()
+    with pytest.raises(CaffeboxError) as failed:
+        images.build(engine, request, out=io.StringIO())
+    message = str(failed.value)
+    assert "at docker/runtime-base.Dockerfile: pull access denied" in message
+    assert "The base image nvidia/cuda:r is not on this engine" in message
+    assert engine.build_chunks_read < 500  # not read to the end of the compile
+    assert len(engine.calls) == 2
+
+
 def test_a_failed_build_stage_waits_for_the_runtime_base_and_says_why():
     request = images.BuildRequest(variant=CPU, source=CaffeSource.from_options(None, None, None),
                                   tag="t:x")  # fmt: skip
