@@ -10,6 +10,7 @@ numpy versions read from the runtime stage itself.
 from __future__ import annotations
 
 import io
+import re
 import sys
 import tarfile
 import threading
@@ -185,8 +186,14 @@ def _stream_build(
 
 
 def _build_hint(text: str, buildargs: dict[str, str]) -> str:
+    steps = re.findall(r"^Step \d+/\d+ : (.+)$", text, re.M)
     base = buildargs.get("BASE_IMAGE") or buildargs.get("RUNTIME_IMAGE", "")
-    missing_base = "not found" in text and base in text
+    at_from = bool(steps) and steps[-1].startswith("FROM ")
+    if at_from:  # FROM ${NAME} [AS stage]: the image is that build arg's value
+        name = steps[-1].split()[1].strip("${}")
+        base = buildargs.get(name, name)
+    unreachable = any(u in text for u in ("no such host", "dial tcp", "registry-1.docker.io"))
+    missing_base = ("not found" in text and base in text) or (at_from and unreachable)
     if "pull access denied" in text or "manifest unknown" in text or missing_base:
         return (
             f"The base image {base} is not on this engine and cannot be pulled: run "

@@ -196,7 +196,11 @@ class _NoRuntimeImageEngine(_FakeEngine):
         self.calls.append(kwargs)
         if kwargs.get("target") == "build":
             return self._long_build()
-        return iter([{"error": "pull access denied for nvidia/cuda, repository does not exist"}])
+        return iter([  # what the engine says here, with no registry to reach
+            {"stream": "Step 2/5 : FROM ${RUNTIME_IMAGE}\n"},
+            {"error": 'Get "https://registry-1.docker.io/v2/": dial tcp: lookup '
+                      "registry-1.docker.io on 10.255.255.53:53: no such host"},
+        ])  # fmt: skip
 
     def _long_build(self):
         for _ in range(500):
@@ -212,7 +216,7 @@ def test_a_runtime_base_that_cannot_build_ends_the_build_stage_early():
     with pytest.raises(CaffeboxError) as failed:
         images.build(engine, request, out=io.StringIO())
     message = str(failed.value)
-    assert "at docker/runtime-base.Dockerfile: pull access denied" in message
+    assert "at docker/runtime-base.Dockerfile: Get " in message
     assert "The base image nvidia/cuda:r is not on this engine" in message
     assert engine.build_chunks_read < 500  # not read to the end of the compile
     assert len(engine.calls) == 2
