@@ -31,18 +31,22 @@ PHASES = [
     ("compile", r"RUN build-caffe"),
     ("wheels", r"pip(3)? install"),
     ("bundle", r"RUN bundle-libs|COPY --from=bundle /opt/caffe"),
-    ("build deps", r"apt-get install|RUN prepare-caffe"),
+    ("build deps", r"apt-get install|RUN prepare-caffe|^\d+:\+ installing "),
 ]
 
 
 class TimedLog(io.TextIOBase):
-    """A text sink that times each 'Step N/M : ...' of the classic builder's output."""
+    """A text sink that times each 'Step N/M : ...' of the classic builder's output, and
+    within a step the packages our scripts install ('==> caffebox: installing ...' up to
+    their next line of that kind): build-caffe installs the OpenCV packages the link needs
+    between its make calls, and that is build deps, not compile."""
 
     def __init__(self, echo: bool) -> None:
         self.echo = echo
         self.steps: list[tuple[str, float]] = []  # (step text, start)
         self.call = 0
         self.last = time.monotonic()  # when the last output came: the build's end
+        self.enclosing = ""  # the step an install interrupts, while it runs
 
     def write(self, text: str) -> int:
         now = self.last = time.monotonic()
@@ -51,6 +55,14 @@ class TimedLog(io.TextIOBase):
                 if m.group(1) == "1":  # each build call starts again at step 1
                     self.call += 1
                 self.steps.append((f"{self.call}:{m.group(2)}", now))
+                self.enclosing = ""
+            elif m := re.match(r"==> caffebox: (.*)", line):
+                if m.group(1).startswith("installing "):
+                    self.enclosing = self.enclosing or self.steps[-1][0]
+                    self.steps.append((f"{self.call}:+ {m.group(1)}", now))
+                elif self.enclosing:
+                    self.steps.append((self.enclosing, now))
+                    self.enclosing = ""
         if self.echo:
             sys.stderr.write(text)
         return len(text)

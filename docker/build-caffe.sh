@@ -27,7 +27,35 @@ if [ "${COMPILE_ONLY:-}" = 1 ]; then
     exit 0
 fi
 log "building with $JOBS jobs"
-make -j"$JOBS" all pycaffe
+# prepare-caffe unpacked the OpenCV modules' files, not their packages (their list here).
+opencv=$(cat /tmp/caffebox/opencv-packages 2>/dev/null || true)
+install_opencv() {
+    log "installing the OpenCV packages $*"
+    apt-get install -y -qq --no-install-recommends "$@" >/dev/null \
+        || { apt-get update -qq && apt-get install -y -qq --no-install-recommends "$@" >/dev/null; }
+}
+if [ -n "$opencv" ]; then
+    # libcaffe first: the modules it calls get their packages before anything links
+    # against it (an executable's link needs every library its libraries load). A tree
+    # without a lib target goes straight on.
+    make -j"$JOBS" lib || true
+    called=$(readelf -d "$BUILD"/lib/libcaffe*.so 2>/dev/null \
+        | sed -n 's/.*\[libopencv_\([a-z0-9_]*\)\.so.*/libopencv-\1-dev/p' | tr _ - | sort -u)
+    if [ -n "$called" ]; then install_opencv $called; fi
+    log "building the rest with $JOBS jobs"
+fi
+if ! make -j"$JOBS" all pycaffe; then
+    [ -n "$opencv" ] || exit 1
+    log "a link needs more of OpenCV than libcaffe calls"
+    install_opencv $opencv && opencv=""
+    log "linking again"
+    make -j"$JOBS" all pycaffe
+fi
+# A shared object links even where its libraries' own libraries are missing: then all.
+if [ -n "$opencv" ] && ldd "$BUILD"/tools/*.bin "$BUILD"/lib/libcaffe*.so \
+        python/caffe/_caffe*.so 2>/dev/null | grep 'not found' | grep -qv libcaffe; then
+    install_opencv $opencv
+fi
 log "build folder: $BUILD"
 
 # ---- 2. install the runtime tree --------------------------------------------------
