@@ -40,11 +40,11 @@ def gpu_image(request, engine, caffe_src) -> str:
     return GPU_TEST_IMAGE
 
 
-def _run(engine, image: str, script: str) -> str:
+def _run(engine, image: str, script: str, network_mode: str = "none") -> str:
     from caffebox.runs import RUN_LABEL
 
     container = engine.containers.create(
-        image, ["sh", "-c", script], network_mode="none", labels={RUN_LABEL: "1"}
+        image, ["sh", "-c", script], network_mode=network_mode, labels={RUN_LABEL: "1"}
     )
     try:
         container.start()
@@ -75,6 +75,48 @@ def test_gpu_variant_compiles_cudnn_code(engine, gpu_image):
         assert lib in out, out
     objects = next(int(x) for x in lines if x.strip().isdigit())
     assert objects > 150, f"only {objects} objects compiled"
+
+
+# A stand-in Caffe tree: libcaffe calls imgcodecs only, a tool calls highgui itself.
+_TREE = r"""
+mkdir -p /usr/src/caffe/tools && cd /usr/src/caffe
+cat > Makefile <<'M'
+.PHONY: lib all pycaffe
+BUILD_DIR := build
+CUDA_DIR :=
+LIBS := -I/usr/include/opencv4 -Wl,--as-needed -lopencv_core -lopencv_imgcodecs -lopencv_highgui
+lib:
+	mkdir -p build/lib && g++ -shared -fPIC -o build/lib/libcaffe.so lib.cpp $(LIBS)
+all: lib
+	mkdir -p build/tools && g++ -o build/tools/show.bin tools/show.cpp -Lbuild/lib -lcaffe \
+		$(LIBS) -Wl,-rpath,'$$ORIGIN/../lib'
+pycaffe:
+	mkdir -p python/caffe && touch python/caffe/__init__.py
+M
+cat > lib.cpp <<'C'
+#include <opencv2/imgcodecs.hpp>
+int caffe_read(const char* p) { return cv::imread(p).empty(); }
+C
+cat > tools/show.cpp <<'C'
+#include <opencv2/highgui.hpp>
+int caffe_read(const char*);
+int main(int c, char** v) { if (c > 9) cv::imshow("x", cv::Mat()); return caffe_read(v[0]); }
+C
+echo libopencv-highgui-dev > /tmp/caffebox/opencv-packages
+build-caffe 2>&1 | grep -E '^==> caffebox' && ldd /opt/caffe/bin/show
+"""
+
+
+def test_build_stage_installs_the_opencv_packages_a_link_needs(engine, gpu_image):
+    """prepare-caffe unpacks OpenCV's modules without their dependencies; build-caffe
+    installs the packages of those libcaffe calls, and when a tool's link needs another
+    (here highgui, whose Qt is then missing) installs the rest and links again."""
+    out = _run(engine, gpu_image, "rm -rf /usr/src/caffe && " + _TREE, network_mode="host")
+    first = next(line for line in out.splitlines() if "installing the OpenCV packages" in line)
+    assert "imgcodecs" in first and "highgui" not in first, first  # what libcaffe calls
+    assert "a link needs more of OpenCV than libcaffe calls" in out, out
+    assert "linking again" in out, out
+    assert "libopencv_highgui.so.406 =>" in out and "not found" not in out, out
 
 
 def test_gpu_request_without_nvidia_runtime_is_refused_before_any_container(
