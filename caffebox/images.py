@@ -269,6 +269,44 @@ def _runtime_base_context() -> io.BytesIO:
     return buf
 
 
+def _build_stage_beside_runtime_base(
+    client: docker.DockerClient,
+    request: BuildRequest,
+    context: io.BytesIO,
+    args: dict[str, str],
+    out: TextIO,
+    runtime_base_out: TextIO | None,
+) -> None:
+    """The build stage (`out`), and the runtime base on a thread beside it; raises either's
+    error once both have ended. A runtime base that cannot build (a missing runtime image)
+    ends the build stage at once rather than after the compile."""
+    side_log = runtime_base_out or io.StringIO()
+    side = _Beside(
+        client=client, context=_runtime_base_context(), tag=request.runtime_base_tag(),
+        target="", buildargs=request.runtime_base_args(), nocache=request.nocache,
+        out=side_log, dockerfile="docker/runtime-base.Dockerfile",
+    )  # fmt: skip
+
+    def end_runtime_base() -> None:
+        side.thread.join()
+        if runtime_base_out is None:
+            out.write(
+                f"caffebox: the runtime base {request.runtime_base_tag()}, built meanwhile:\n"
+            )
+            out.write(side_log.getvalue())
+
+    try:
+        _stream_build(
+            client, context, tag=None, target="build", buildargs=args, nocache=request.nocache,
+            out=out, give_up=side.failed,
+        )  # fmt: skip
+    except CaffeboxError:
+        end_runtime_base()  # its build ends before the build stage's error is told
+        raise
+    end_runtime_base()
+    side.result()
+
+
 def build(
     client: docker.DockerClient,
     request: BuildRequest,
@@ -292,32 +330,8 @@ def build(
         f"caffebox: building {request.tag} (variant {request.variant.name}); the runtime base "
         f"{runtime_base} builds at the same time (its log follows the build stage's)\n"
     )
-    side_log = runtime_base_out or io.StringIO()
-    side = _Beside(
-        client=client, context=_runtime_base_context(), tag=runtime_base, target="",
-        buildargs=request.runtime_base_args(), nocache=request.nocache, out=side_log,
-        dockerfile="docker/runtime-base.Dockerfile",
-    )  # fmt: skip
-
-    def end_runtime_base() -> None:
-        side.thread.join()
-        if runtime_base_out is None:
-            out.write(f"caffebox: the runtime base {runtime_base}, built meanwhile:\n")
-            out.write(side_log.getvalue())
-
     try:
-        try:
-            # A runtime base that cannot build (a missing runtime image) ends this one at
-            # once rather than after the compile.
-            _stream_build(
-                client, context, tag=None, target="build", buildargs=args,
-                nocache=request.nocache, out=out, give_up=side.failed,
-            )  # fmt: skip
-        except CaffeboxError:
-            end_runtime_base()  # its build ends before the build stage's error is told
-            raise
-        end_runtime_base()
-        side.result()
+        _build_stage_beside_runtime_base(client, request, context, args, out, runtime_base_out)
         # Everything from here takes the build stage and the runtime base just made from
         # the cache (the classic builder picks the newest cached step), whatever the flags:
         # Caffe compiles once.
