@@ -31,8 +31,7 @@ log "building with $JOBS jobs"
 opencv=$(cat /tmp/caffebox/opencv-packages 2>/dev/null || true)
 install_opencv() {
     log "installing the OpenCV packages $*"
-    apt-get install -y -qq --no-install-recommends "$@" >/dev/null \
-        || { apt-get update -qq && apt-get install -y -qq --no-install-recommends "$@" >/dev/null; }
+    apt-fresh install -y -qq --no-install-recommends "$@" >/dev/null
 }
 if [ -n "$opencv" ]; then
     # libcaffe first: the modules it calls get their packages before anything links

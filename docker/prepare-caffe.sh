@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Unpack (or clone) the Caffe source, fix it for today's toolchain, and install the OpenCV
-# -dev modules its Makefile links and its code includes (their files: build-caffe installs
+# Unpack (or clone) the Caffe source, fix it for today's toolchain, and unpack the files of
+# the OpenCV -dev modules its Makefile links and its code includes (build-caffe installs
 # the packages the link needs): the build stage's toolchain step has no OpenCV, since all
 # of libopencv-dev (VTK, Qt, GDAL -dev trees, 60 MB more to fetch) is more than BVLC needs
 # (core, imgproc, imgcodecs, highgui). A tree that includes opencv2/opencv.hpp, which
@@ -30,8 +30,7 @@ else
     if [ -s "$IN/ca-certificates.crt" ]; then export GIT_SSL_CAINFO="$IN/ca-certificates.crt"; fi
     # git only for a clone: a tree or tarball from the host needs none (9 MB less to fetch).
     command -v git >/dev/null || {
-        apt-get install -y -qq --no-install-recommends git >/dev/null \
-            || { apt-get update -qq && apt-get install -y -qq --no-install-recommends git >/dev/null; }
+        apt-fresh install -y -qq --no-install-recommends git >/dev/null
     }
     log "cloning $CAFFE_REPO at $CAFFE_REF"
     git clone --quiet "$CAFFE_REPO" "$SRC"
@@ -70,8 +69,7 @@ if [ -n "$modules" ]; then
         | grep -E '^libopencv' | sort -u)
     log "the tree links or includes OpenCV's $(echo $modules): unpacking $(echo $own)"
     mkdir -p "$IN/opencv-debs" && cd "$IN/opencv-debs"
-    apt-get download -qq $own 2>/dev/null \
-        || { apt-get update -qq && apt-get download -qq $own; }
+    apt-fresh download -qq $own
     for deb in *.deb; do dpkg-deb -x "$deb" /; done
     cd "$SRC" && rm -rf "$IN/opencv-debs" && ldconfig
     echo $pkgs > "$IN/opencv-packages"
