@@ -11,17 +11,16 @@ import os
 import shlex
 import sys
 from collections.abc import Callable
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import docker
-from invoke import Collection, Context, Exit, Program, task
+from invoke import Collection, Context, Exit, ParseError, Program, task
 
 from caffebox import __version__, makeconfig
 from caffebox.errors import CaffeboxError
 from caffebox.settings import DEFAULTS, exit_on_broken_config
-from caffebox.variants import get_variant, parse_cuda_archs
+from caffebox.variants import get_variant
 
 
 def friendly(body: Callable[..., Any]) -> Callable[..., Any]:
@@ -85,48 +84,6 @@ def base_image(c: Context, image: str = "", mirror: str = "", force: bool = Fals
     )
 
 
-def build_variant(
-    c: Context,
-    variant: str,
-    *,
-    tag: str = "",
-    caffe_src: str = "",
-    caffe_repo: str = "",
-    caffe_ref: str = "",
-    jobs: int = 0,
-    no_cache: bool = False,
-    cuda_arch: str = "",
-    base_image: str = "",
-    runtime_image: str = "",
-    compile_only: bool = False,
-) -> str:
-    """Build one variant's image from the task options and settings; returns the tag."""
-    from caffebox import engine, images
-    from caffebox.source import CaffeSource
-
-    s = _settings(c)
-    if not (caffe_src or caffe_repo or caffe_ref):
-        caffe_src, caffe_repo, caffe_ref = s.caffe_src, s.caffe_repo, s.caffe_ref
-    chosen = get_variant(variant)
-    if cuda_arch:
-        if chosen.cpu_only:
-            raise CaffeboxError("--cuda-arch applies to the gpu variant only (invoke build-gpu).")
-        chosen = replace(chosen, cuda_archs=parse_cuda_archs(cuda_arch), cuda_archs_named=True)
-    request = images.BuildRequest(
-        variant=chosen,
-        source=CaffeSource.from_options(caffe_src or None, caffe_repo or None, caffe_ref or None),
-        tag=tag or s[f"{variant}_image"],
-        jobs=jobs or s.jobs or None,
-        nocache=no_cache,
-        ca_certificates=s.ca_certificates,
-        base_image=base_image or s[f"{variant}_base_image"] or None,
-        runtime_image=runtime_image or s[f"{variant}_runtime_image"] or None,
-        compile_only=compile_only,
-    )
-    images.build(engine.connect(), request)
-    return request.tag
-
-
 _BUILD_HELP = {
     "tag": "Image name to create (setting cpu_image, default caffebox:cpu).",
     "caffe_src": "A local Caffe source folder or .tar.gz to build instead of git.",
@@ -149,10 +106,13 @@ def build_cpu(
     no_cache: bool = False,
 ) -> None:
     """Build the CPU image: Caffe compiled WITH_PYTHON_LAYER := 1, CPU_ONLY, OpenBLAS."""
-    build_variant(
-        c, "cpu", tag=tag, caffe_src=caffe_src, caffe_repo=caffe_repo, caffe_ref=caffe_ref,
-        jobs=jobs, no_cache=no_cache,
+    from caffebox import building
+
+    options = building.BuildOptions(
+        tag=tag, caffe_src=caffe_src, caffe_repo=caffe_repo, caffe_ref=caffe_ref, jobs=jobs,
+        no_cache=no_cache,
     )  # fmt: skip
+    building.build(_settings(c), "cpu", options)
 
 
 @task(
@@ -181,29 +141,14 @@ def train(
     overwrite: bool = False,
 ) -> None:
     """Run `caffe train -solver SOLVER` in the image, as you, in the current directory."""
-    from caffebox import engine, training
+    from caffebox import launch, training
 
     s = _settings(c)
     options = training.TrainOptions(
-        solver=solver,
-        image=image or s.image,
-        layer_dirs=layers or [],
-        weights=weights,
-        snapshot=snapshot,
-        resume=resume,
-        gpu=gpu,
-        overwrite=overwrite,
-    )
-    train_plan = training.plan(options)
-    with train_plan.lock():
-        client = engine.connect()
-        # The images caffebox itself names can be built on demand; others must exist.
-        variant = {s.cpu_image: "cpu", s.gpu_image: "gpu"}.get(options.image)
-        builder = (
-            functools.partial(build_variant, c, variant, tag=options.image) if variant else None
-        )
-        training.check_image(client, train_plan, builder, registry=s.registry)
-        code, message = training.run_recorded(client, train_plan)
+        solver=solver, image=image or s.image, layer_dirs=layers or [], weights=weights,
+        snapshot=snapshot, resume=resume, gpu=gpu, overwrite=overwrite,
+    )  # fmt: skip
+    code, message = launch.train(launch.Target.from_settings(s, image), training.plan(options))
     if code != 0:
         raise Exit("caffebox: " + message, code=code)
 
@@ -241,28 +186,18 @@ def _run_tool(
 ) -> None:
     """Run a command in the image as `train` runs Caffe: cwd mounted, layer dirs on PYTHONPATH,
     the --gpu devices handed in (seen inside as 0..n-1)."""
-    from pathlib import Path
-
-    from caffebox import engine, gpus, registry, runs
+    from caffebox import gpus, launch, runs
 
     cwd = Path.cwd().resolve()
+    target = launch.Target.from_settings(_settings(c), image)
     spec = runs.RunSpec(
-        image=image or _settings(c).image,
-        command=command,
-        cwd=cwd,
+        image=target.image, command=command, cwd=cwd,
         layer_dirs=runs.check_layer_dirs(layers or [], cwd),
         gpus=gpus.parse_gpus(gpu) if gpu else [],
-    )
-    client = engine.connect()
-    registry.require_image(client, spec.image, _settings(c).registry)
-    if spec.gpus:
-        gpus.check_gpu_run(client, spec.image, engine.image_variant(client, spec.image), spec.gpus)
-    result = runs.run(client, spec)
-    missing = runs.missing_command(result, spec)
-    if missing:
-        raise CaffeboxError(missing, exit_code=result.exit_code)
-    if result.exit_code != 0:
-        raise Exit(code=result.exit_code)
+    )  # fmt: skip
+    code = launch.run_program(target, spec)
+    if code != 0:
+        raise Exit(code=code)
 
 
 @task(
@@ -340,6 +275,42 @@ def python(
     )
 
 
+def _program_words(remainder: str) -> list[str]:
+    """The words after '--' as the shell gave them (invoke joins them with spaces, which
+    loses a quoted 'my dir/'); its own string split like a shell when argv is not ours."""
+    argv = sys.argv[sys.argv.index("--") + 1 :] if "--" in sys.argv else []
+    if argv and " ".join(argv) == remainder:
+        return argv
+    return split_args(remainder, "the program and its arguments")
+
+
+@task(
+    name="run",
+    iterable=["layers"],
+    help={
+        "layers": "A folder to put on PYTHONPATH (read-only); repeatable.",
+        "image": "Image to run (setting image).",
+        "gpu": "GPUs to hand in: '0', '0,1' or 'all' (seen inside as 0..n-1; a gpu image).",
+    },
+)
+@friendly
+def run_task(c: Context, layers: list[str] | None = None, image: str = "", gpu: str = "") -> None:
+    """Run any program in the image, as you, here: caffebox run -- caffe test -model ...
+
+    Caffe's tools (caffe, convert_imageset, compute_image_mean, ...) and the tree's Python
+    scripts (classify.py, draw_net.py, parse_log.py, ...) are on PATH. The exit status is
+    the program's.
+    """
+    words = _program_words(c.remainder)
+    if not words:
+        raise CaffeboxError(
+            "caffebox run needs the program and its arguments after '--', e.g. 'caffebox run "
+            "-- caffe time -model net.prototxt -iterations 10' (options for caffebox itself, "
+            "such as --layers and --image, go before the '--')."
+        )
+    _run_tool(c, words, layers, image, gpu)
+
+
 @task(
     iterable=["layers"],
     positional=["path"],
@@ -361,8 +332,6 @@ def test_layers(
     gpu: str = "",
 ) -> None:
     """Run your layers' pytest suite inside the image, on real pycaffe, with fixtures."""
-    from pathlib import Path
-
     target = Path(path)
     if not target.exists():
         raise CaffeboxError(
@@ -403,11 +372,14 @@ def build_gpu(
     compile_only: bool = False,
 ) -> None:
     """Build the GPU image: CUDA 12, cuDNN (8/9 via caffebox's compat header), NCCL."""
-    build_variant(
-        c, "gpu", tag=tag, caffe_src=caffe_src, caffe_repo=caffe_repo, caffe_ref=caffe_ref,
-        jobs=jobs, no_cache=no_cache, cuda_arch=cuda_arch, base_image=base_image,
+    from caffebox import building
+
+    options = building.BuildOptions(
+        tag=tag, caffe_src=caffe_src, caffe_repo=caffe_repo, caffe_ref=caffe_ref, jobs=jobs,
+        no_cache=no_cache, cuda_arch=cuda_arch, base_image=base_image,
         runtime_image=runtime_image, compile_only=compile_only,
     )  # fmt: skip
+    building.build(_settings(c), "gpu", options)
 
 
 @task(
@@ -490,12 +462,13 @@ def sweep(
     status: bool = False,
 ) -> None:
     """Train a grid of settings: local runs N at a time, or a Slurm job array."""
-    from caffebox import sweeping
+    from caffebox import launch, sweeping
 
+    target = launch.Target.from_settings(_settings(c), image)
     options = sweeping.SweepOptions(
         solver=solver, settings=set or [], parallel=parallel, resume=resume,
-        layer_dirs=layers or [], image=image or _settings(c).image, gpu=gpu, slurm=slurm,
-        slurm_args=slurm_args, wait=wait, registry=_settings(c).registry,
+        layer_dirs=layers or [], image=target.image, gpu=gpu, slurm=slurm,
+        slurm_args=slurm_args, wait=wait, target=target,
     )  # fmt: skip
     code = sweeping.status(options) if status else sweeping.sweep(options)
     if code:
@@ -579,6 +552,7 @@ namespace = Collection(
     gradcheck,
     test_layers,
     python,
+    run_task,
     export,
     sweep,
     plot,
@@ -595,6 +569,20 @@ class CaffeboxProgram(Program):
     def create_config(self) -> None:
         exit_on_broken_config(Path.cwd())
         super().create_config()
+
+    def parse_tasks(self) -> None:
+        try:
+            super().parse_tasks()
+        except ParseError:
+            words = self.core.unparsed
+            if words[:1] == ["run"] and "--" not in self.argv:
+                raise Exit(
+                    f"caffebox: 'caffebox run {' '.join(words[1:])}': the program goes after "
+                    "'--', so that its options are not read as caffebox's: 'caffebox run -- "
+                    f"{' '.join(words[1:])}'.",
+                    code=2,
+                ) from None
+            raise
 
     def update_config(self, merge: bool = True) -> None:
         self.config.set_project_location(os.getcwd())

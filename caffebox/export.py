@@ -70,7 +70,10 @@ def entry_script(
     ]
     for item in env:
         name, _, value = item.partition("=")
-        if name and name not in ("HOME", "HOSTNAME"):
+        if name == "PYTHONPATH":
+            # The tutorial's PYTHONPATH=/path/to:$PYTHONPATH caffe train: the user's first.
+            lines.append(f'export PYTHONPATH="${{PYTHONPATH:+$PYTHONPATH:}}"{shlex.quote(value)}')
+        elif name and name not in ("HOME", "HOSTNAME"):
             lines.append(f"export {name}={shlex.quote(value)}")
     lines += [
         "export PYTHONUNBUFFERED=1",

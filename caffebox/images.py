@@ -24,6 +24,7 @@ import docker
 
 from caffebox import __version__, makeconfig, paths
 from caffebox.errors import CaffeboxError
+from caffebox.runs import RUN_LABEL
 from caffebox.source import CaffeSource
 from caffebox.variants import Variant
 
@@ -215,8 +216,9 @@ def read_versions(client: docker.DockerClient, image: str) -> dict[str, str]:
         "print('CUDNN_VERSION=' + (found[0].split('.so.')[1].split('.')[0] if found else ''))"
     )
     raw = client.containers.run(
-        image, ["python3", "-c", script], remove=True, network_mode="none", entrypoint=[]
-    )
+        image, ["python3", "-c", script], remove=True, network_mode="none", entrypoint=[],
+        labels={RUN_LABEL: "1"},
+    )  # fmt: skip
     values = dict(line.split("=", 1) for line in raw.decode().splitlines() if "=" in line)
     return values
 

@@ -33,7 +33,7 @@ def _sha256(path: Path) -> str:
 
 def runs_folder(solver: Solver) -> Path:
     """Where this solver's records go: beside its snapshots, named after the prefix."""
-    name = str(solver.params.first("snapshot_prefix", "")).rsplit("/", 1)[-1] or "caffe"
+    name = solver.prefix_name or "caffe"
     return solver.snapshot_dir / f"{name}.runs"
 
 

@@ -1,9 +1,10 @@
 """Running a command in a container: the options as plain data, then the run itself.
 
 `container_options` is pure (unit-tested without an engine); `run` starts the
-container under an init process, streams its log with a progress bar, turns Ctrl-C,
-SIGTERM and SIGHUP into "snapshot and stop" for Caffe (then a kill after a bounded
-wait), and removes the container however caffebox itself ends.
+container under an init process, hands each output line to the caller's `Watch`,
+turns Ctrl-C, SIGTERM and SIGHUP into a SIGINT for the program (Caffe snapshots and
+stops on it), kills it after a bounded wait, and removes the container however
+caffebox itself ends. Nothing here knows Caffe's log: training watches it.
 """
 
 from __future__ import annotations
@@ -19,17 +20,16 @@ from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any, Protocol, TextIO
 
 import docker
 from docker.types import Mount
 
 from caffebox import gpus, paths
-from caffebox.caffelog import TrainingLog
 from caffebox.errors import CaffeboxError
-from caffebox.progress import ProgressBar
 
-# Every container we start carries this label, so tests and users can find leftovers.
+# Every container a task runs in carries this label, so tests and users can find leftovers
+# (image builds also start short-lived ones to read versions: images.py labels them too).
 RUN_LABEL = "io.caffebox.run"
 CONTAINER_HOME = "/tmp/caffebox-home"
 # What ends a run early: Ctrl-C, `kill`/`timeout`/CI cancel, a closed terminal.
@@ -161,10 +161,33 @@ def _lines(chunks: Iterable[bytes]) -> Iterator[str]:
         yield pending.decode(errors="replace")
 
 
+class Watch(Protocol):
+    """What follows a run's output: training's log parser, progress bar and record."""
+
+    def line(self, text: str, seconds: float) -> None:
+        """One line of output, `seconds` after the start (already printed)."""
+
+    def clear(self) -> None:
+        """Before caffebox prints a line of its own (a progress bar steps aside)."""
+
+    def finish(self) -> None:
+        """The output has ended."""
+
+
+class _Quiet:
+    def line(self, text: str, seconds: float) -> None:
+        pass
+
+    def clear(self) -> None:
+        pass
+
+    def finish(self) -> None:
+        pass
+
+
 @dataclass
 class RunResult:
     exit_code: int
-    log: TrainingLog
     tail: list[str]
     # The first signal that asked caffebox to stop (SIGINT for Ctrl-C), 0 when none did.
     stop_signal: int = 0
@@ -215,8 +238,11 @@ def missing_command(result: RunResult, spec: RunSpec) -> str:
     if result.exit_code == 127 and "exec" in text and "failed" in text:
         return (
             f"The image {spec.image} has no {spec.command[0]!r} to run (the container's init "
-            f"said: {text.strip()}). Run a caffebox image (invoke build-cpu, or --image with "
-            "one that has pycaffe and the caffe tools)."
+            f"said: {text.strip()}). A caffebox image has python3, Caffe's tools (caffe, "
+            "convert_imageset, compute_image_mean, extract_features, upgrade_net_proto_text, "
+            "...) and the tree's Python scripts (classify.py, draw_net.py, parse_log.py, ...) "
+            "on PATH: 'caffebox run -- ls /opt/caffe/bin /opt/caffe/scripts' lists them. Check "
+            "the name, or pass --image with an image that has the program."
         )
     return ""
 
@@ -229,20 +255,19 @@ def signal_name(signum: int) -> str:
 def run(
     client: docker.DockerClient,
     spec: RunSpec,
-    max_iter: int = 0,
+    watch: Watch | None = None,
     out: TextIO = sys.stdout,
     grace: float = GRACE_SECONDS,
-    record: TextIO | None = None,
     caught: list[int] | None = None,
-    progress: ProgressBar | None = None,
+    asking: str = "asking it to stop",
 ) -> RunResult:
-    """Run `spec` to completion; returns the exit code and what Caffe's log said.
+    """Run `spec` to completion, printing its output to `out`; its exit status and tail.
 
-    Every log line also goes to `record` (the run record's train.log) when given. Runs
-    in other threads (a sweep) pass `caught`, the list the main thread's signal handler
-    fills, and their own `progress` bar.
+    `watch` sees every line; `asking` is what the first stop signal says it does (for
+    Caffe: "asking Caffe to snapshot and stop"). Runs in other threads (a sweep) pass
+    `caught`, the list the main thread's signal handler fills.
     """
-    log = TrainingLog()
+    watch = watch or _Quiet()
     tail: deque[str] = deque(maxlen=60)
     with caught_signals(caught) as caught:
         try:
@@ -267,17 +292,16 @@ def run(
 
             started = time.monotonic()
             threading.Thread(target=read, daemon=True).start()
-            bar = progress or ProgressBar(max_iter, stream=sys.stderr)
             handled = 0
             deadline: float | None = None
             while True:
-                if len(caught) > handled:
-                    handled = len(caught)
-                    bar.clear()
+                while len(caught) > handled:  # each signal once, two at once included
+                    handled += 1
+                    watch.clear()
                     if deadline is None:
                         out.write(
-                            f"caffebox: {signal_name(caught[0])}: asking Caffe to snapshot and "
-                            f"stop (up to {grace:.0f} s; press Ctrl-C again to kill it)\n"
+                            f"caffebox: {signal_name(caught[0])}: {asking} (up to {grace:.0f} "
+                            "s; press Ctrl-C again to kill it)\n"
                         )
                         out.flush()
                         deadline = time.monotonic() + grace
@@ -294,25 +318,19 @@ def run(
                     continue
                 if line is None:
                     break
-                bar.clear()
+                watch.clear()
                 out.write(line + "\n")
                 out.flush()
                 tail.append(line)
-                if record is not None:
-                    record.write(line + "\n")
-                if log.feed(line, time.monotonic() - started):
-                    bar.update(log.iteration, log.loss, log.final_test())
-                bar.draw()
-            bar.finish()
+                watch.line(line, time.monotonic() - started)
+            watch.finish()
             exit_code = int(container.wait().get("StatusCode", 1))
         finally:
             try:
                 container.remove(force=True)
             except docker.errors.APIError:  # gone already
                 pass
-    return RunResult(
-        exit_code=exit_code, log=log, tail=list(tail), stop_signal=caught[0] if caught else 0
-    )
+    return RunResult(exit_code=exit_code, tail=list(tail), stop_signal=caught[0] if caught else 0)
 
 
 def _kill(container: Any, sig: int) -> None:

@@ -15,6 +15,12 @@ from caffebox import prototxt
 from caffebox.errors import CaffeboxError
 
 NET_FIELDS = ("net", "train_net", "test_net")
+# The solver fields caffebox reads itself, with the kind of value Caffe's proto gives them.
+INT_FIELDS = ("max_iter", "test_iter", "test_interval", "display", "snapshot", "iter_size",
+              "average_loss", "random_seed")  # fmt: skip
+NUMBER_FIELDS = ("base_lr", "momentum", "weight_decay", "gamma", "power", "clip_gradients")
+STRING_FIELDS = (*NET_FIELDS, "snapshot_prefix")
+ENUM_FIELDS = {"solver_mode": ("CPU", "GPU")}
 
 
 @dataclass
@@ -31,19 +37,19 @@ class Solver:
         return int(self.params.first("max_iter", 0))
 
     @property
-    def solver_mode(self) -> str:
-        return str(self.params.first("solver_mode", "GPU"))
-
-    @property
     def snapshot_prefix(self) -> Path:
         """Where Caffe's snapshot names start: PREFIX_iter_N.caffemodel."""
         prefix = str(self.params.first("snapshot_prefix", ""))
         return self.cwd / prefix if prefix else self.cwd / ""
 
+    @property
+    def prefix_name(self) -> str:
+        """The snapshot files' name part ('digits' for snapshots/digits_iter_N...)."""
+        return prefix_name(self.params)
+
     def existing_snapshots(self) -> list[Path]:
         """Snapshots an earlier run left under this solver's prefix, oldest name first."""
-        prefix = str(self.params.first("snapshot_prefix", ""))
-        pattern = prefix.rsplit("/", 1)[-1] + "_iter_*"
+        pattern = self.prefix_name + "_iter_*"
         found = [
             p
             for p in self.snapshot_dir.glob(pattern)
@@ -102,6 +108,57 @@ def _visible(path: Path, cwd: Path, named_by: str) -> None:
         )
 
 
+def prefix_name(params: prototxt.Message) -> str:
+    """The basename of a solver's snapshot_prefix: the one place that computes it."""
+    return str(params.first("snapshot_prefix", "")).rsplit("/", 1)[-1]
+
+
+def _line_of(path: Path, name: str) -> str:
+    """'line N' of the first 'name:' in the file, for messages."""
+    for number, line in enumerate(path.read_text(errors="replace").splitlines(), 1):
+        if line.split("#", 1)[0].strip().startswith(f"{name}:"):
+            return f"line {number}"
+    return "a line"
+
+
+def _is_number(value: object) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def check_values(path: Path, params: prototxt.Message) -> None:
+    """Every solver value caffebox reads has the kind Caffe expects: one paragraph naming
+    the field, the line and the file otherwise (not a ValueError from int('twenty'))."""
+    for name in (*INT_FIELDS, *NUMBER_FIELDS, *STRING_FIELDS, *ENUM_FIELDS):
+        for value in params.all(name):
+            if name in INT_FIELDS:
+                ok, want = _is_number(value) and float(value).is_integer(), "a whole number"
+            elif name in NUMBER_FIELDS:
+                ok, want = _is_number(value), "a number"
+            elif name in STRING_FIELDS:
+                ok, want = isinstance(value, str) and not isinstance(value, prototxt.Word), (
+                    'a quoted string, e.g. "snapshots/net"'
+                )
+            else:
+                choices = ENUM_FIELDS[name]
+                ok, want = value in choices, " or ".join(choices)
+            if not ok:
+                shown = value if not isinstance(value, prototxt.Message) else "{ ... }"
+                raise CaffeboxError(
+                    f"{path}, {_line_of(path, name)}: {name} is {shown!r}, but Caffe expects "
+                    f"{want} there. Fix that line, e.g. '{_example(name)}'."
+                )
+
+
+def _example(name: str) -> str:
+    if name in INT_FIELDS:
+        return f"{name}: 1000"
+    if name in NUMBER_FIELDS:
+        return f"{name}: 0.01"
+    if name in ENUM_FIELDS:
+        return f"{name}: CPU"
+    return f'{name}: "examples/digits/{"net.prototxt" if name in NET_FIELDS else "digits"}"'
+
+
 def load(solver_file: str | os.PathLike[str], cwd: Path | None = None) -> Solver:
     """Read and check a solver: it parses, names a net, and every named file exists."""
     cwd = (cwd or Path.cwd()).resolve()
@@ -115,6 +172,7 @@ def load(solver_file: str | os.PathLike[str], cwd: Path | None = None) -> Solver
         )
     _visible(path, cwd, "the command line")
     params = _parse(path, "solver")
+    check_values(path, params)
     solver = Solver(path=path, cwd=cwd, params=params)
     names = [(f, str(v)) for f in NET_FIELDS for v in params.all(f)]
     inline = any(params.all(f) for f in ("net_param", "train_net_param", "test_net_param"))
@@ -177,8 +235,7 @@ def check_snapshot_dir(solver: Solver, create: bool = True) -> Path:
 
 def latest_solverstate(solver: Solver) -> Path:
     """The newest .solverstate under the solver's snapshot prefix (for --resume)."""
-    prefix = str(solver.params.first("snapshot_prefix", ""))
-    pattern = prefix.rsplit("/", 1)[-1] + "_iter_*.solverstate*"
+    pattern = solver.prefix_name + "_iter_*.solverstate*"
     folder = solver.snapshot_dir
     states = [p for p in folder.glob(pattern) if p.is_file()]
 

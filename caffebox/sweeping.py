@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TextIO
 
-from caffebox import gpus, plots, runs, slurm, sweeps, training
+from caffebox import engine, gpus, launch, plots, runs, slurm, sweeps, training
 from caffebox import solver as solverlib
 from caffebox.errors import CaffeboxError
 from caffebox.progress import ProgressBar
@@ -29,11 +29,14 @@ class SweepOptions:
     slurm: bool = False
     slurm_args: str = ""
     wait: bool = False
-    registry: str = ""
+    # How to get the image when this engine lacks it (None: it must be here).
+    target: launch.Target | None = None
 
 
-def _prepare(options: SweepOptions, cwd: Path) -> tuple[Path, list[sweeps.Variant], list[int]]:
-    """The sweep folder, every variant, and the indices still to run."""
+def _prepare(
+    options: SweepOptions, cwd: Path
+) -> tuple[solverlib.Solver, Path, list[sweeps.Variant], list[int]]:
+    """The solver, the sweep folder, every variant, and the indices still to run."""
     if not options.settings:
         raise CaffeboxError(
             "A sweep needs at least one --set NAME=V1,V2, e.g. --set base_lr=0.01,0.05."
@@ -55,7 +58,7 @@ def _prepare(options: SweepOptions, cwd: Path) -> tuple[Path, list[sweeps.Varian
         i for i, v in enumerate(variants)
         if not (options.resume and (sweeps.latest_record(v) or {}).get("exit_code") == 0)
     ]  # fmt: skip
-    return root, variants, todo
+    return solver, root, variants, todo
 
 
 def _report(root: Path, variants: list[sweeps.Variant], rows: list[sweeps.Row] | None,
@@ -78,10 +81,8 @@ def _report(root: Path, variants: list[sweeps.Variant], rows: list[sweeps.Row] |
 
 
 def sweep(options: SweepOptions, out: TextIO = sys.stdout) -> int:
-    from caffebox import engine, registry
-
     cwd = Path.cwd().resolve()
-    root, variants, todo = _prepare(options, cwd)
+    solver, root, variants, todo = _prepare(options, cwd)
     out.write(f"caffebox: sweep of {len(variants)} variants in {root.relative_to(cwd)}"
               f" ({len(todo)} to run)\n")  # fmt: skip
     if options.slurm:
@@ -99,11 +100,11 @@ def sweep(options: SweepOptions, out: TextIO = sys.stdout) -> int:
         return _report(root, variants, None, out) or int(
             any(s != "COMPLETED" for s in states.values())
         )
-    client = engine.connect()
-    registry.require_image(client, options.image, options.registry)
     gpu_list = gpus.parse_gpus(options.gpu) if options.gpu else []
     if gpu_list == ["all"]:
         raise CaffeboxError("sweep --gpu: name the GPUs to share out, e.g. --gpu 0,1.")
+    client = engine.connect()
+    launch.ready(client, options.target or launch.Target(options.image), gpu_list, solver, out)
     parallel = options.parallel or (len(gpu_list) or max(1, (os.cpu_count() or 2) // 2))
     parallel = max(1, min(parallel, len(todo) or 1))
     slots = sweeps.cpu_slots(parallel)
@@ -125,9 +126,7 @@ def sweep(options: SweepOptions, out: TextIO = sys.stdout) -> int:
             out.flush()
         bar = ProgressBar(plan.solver.max_iter, stream=sys.stderr, position=index,
                           desc=variant.name[:30])  # fmt: skip
-        with plan.lock():
-            code, message = training.run_recorded(client, plan, out=devnull, caught=caught,
-                                                  progress=bar)  # fmt: skip
+        code, message = launch.train_ready(client, plan, devnull, caught=caught, progress=bar)
         bar.finish()
         with printing:
             out.write(f"caffebox: [{index + 1}/{len(variants)}] {variant.name} "

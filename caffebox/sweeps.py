@@ -27,7 +27,8 @@ from typing import Any
 
 from caffebox import prototxt
 from caffebox.errors import CaffeboxError
-from caffebox.solver import NET_FIELDS, Solver
+from caffebox.solver import NET_FIELDS, Solver, prefix_name
+from caffebox_layers.params import parse_param_str  # the in-image parser: one reading
 
 SWEEP_FILE = "sweep.json"
 _SAFE = re.compile(r"[^A-Za-z0-9.+-]+")
@@ -95,15 +96,13 @@ def _param_value(value: str) -> Any:
         return value
 
 
-def _set_layer(net: prototxt.Message, key: str, value: str, where: Path) -> bool:
+def _set_layer(net: prototxt.Message, key: str, value: str) -> bool:
     layer_name, _, rest = key.partition(".")
     changed = False
     for layer in net.all("layer"):
         if str(layer.first("name", "")) != layer_name:
             continue
         if rest.startswith("param_str."):
-            from caffebox_layers.params import parse_param_str
-
             param = layer.setdefault("python_param", [prototxt.Message()])[0]
             current = parse_param_str(str(param.first("param_str", "")), layer_name)
             current[rest.split(".", 1)[1]] = _param_value(value)
@@ -140,7 +139,7 @@ def write_variants(solver: Solver, settings: list[Setting], root: Path) -> list[
         for key, value in values.items():
             if "." in key:
                 for path, net in changed_nets.items():
-                    if _set_layer(net, key, value, path):
+                    if _set_layer(net, key, value):
                         touched.add(path)
             else:
                 params[key] = [_typed(value, params.first(key))]
@@ -153,7 +152,7 @@ def write_variants(solver: Solver, settings: list[Setting], root: Path) -> list[
                     else v
                     for v in params.all(name)
                 ]  # fmt: skip
-        prefix = str(base.first("snapshot_prefix", "")).rsplit("/", 1)[-1] or "caffe"
+        prefix = prefix_name(base) or "caffe"
         params["snapshot_prefix"] = [str((folder / "snapshots" / prefix).relative_to(solver.cwd))]
         solver_file = folder / "solver.prototxt"
         solver_file.write_text(prototxt.format(params))

@@ -1,11 +1,16 @@
-"""`train`: check everything on the host, make sure the image exists, run caffe train."""
+"""`train`: check everything on the host, then run caffe train and follow its log.
+
+`plan` does every check that needs no engine; `run_recorded` runs the plan (the image is
+made ready by caffebox.launch) with a watch that parses Caffe's log, draws the progress
+bar and writes the run record; `outcome` turns what happened into an exit status.
+"""
 
 from __future__ import annotations
 
 import contextlib
 import shutil
 import sys
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -15,10 +20,9 @@ import docker
 
 from caffebox import gpus, locks, records, runs
 from caffebox import solver as solverlib
-from caffebox.engine import image_variant
+from caffebox.caffelog import TrainingLog
 from caffebox.errors import CaffeboxError
 from caffebox.progress import ProgressBar, format_value
-from caffebox.registry import ensure_image
 
 _IMPORT_ERRORS = ("ModuleNotFoundError", "ImportError", "No module named")
 _BAD_WEIGHTS = ("Failed to parse NetParameter file", "Check failed: ReadProtoFromBinaryFile")
@@ -39,9 +43,41 @@ class TrainOptions:
     overwrite: bool = False
 
 
+# What the first stop signal does to a Caffe run (runs.run sends SIGINT).
+ASKING = "asking Caffe to snapshot and stop"
+
+
+@dataclass
+class TrainedRun(runs.RunResult):
+    """A finished container run plus what Caffe's log said."""
+
+    log: TrainingLog = field(default_factory=TrainingLog)
+
+
+class LogWatch:
+    """Follows Caffe's output: the log parsed, the progress bar, the record's train.log."""
+
+    def __init__(self, bar: ProgressBar, record: TextIO | None = None) -> None:
+        self.log, self.bar, self.record = TrainingLog(), bar, record
+
+    def line(self, text: str, seconds: float) -> None:
+        if self.record is not None:
+            self.record.write(text + "\n")
+        if self.log.feed(text, seconds):
+            self.bar.update(self.log.iteration, self.log.loss, self.log.final_test())
+        self.bar.draw()
+
+    def clear(self) -> None:
+        self.bar.clear()
+
+    def finish(self) -> None:
+        self.bar.finish()
+
+
 @dataclass
 class TrainPlan:
-    """A checked run: the solver, the container spec and the max_iter for progress."""
+    """A checked run: the solver (max_iter, snapshot_prefix), the container spec, the
+    weights to fine-tune from."""
 
     solver: solverlib.Solver
     spec: runs.RunSpec
@@ -57,7 +93,7 @@ class TrainPlan:
         folder = self.solver.snapshot_dir
         made = not folder.exists()
         solverlib.check_snapshot_dir(self.solver, create=True)
-        name = str(self.solver.params.first("snapshot_prefix", "")).rsplit("/", 1)[-1]
+        name = self.solver.prefix_name
         try:
             with locks.held(
                 locks.lock_path(folder, name), f"snapshots under {self.solver.snapshot_prefix}"
@@ -152,39 +188,7 @@ def plan(options: TrainOptions, cwd: Path | None = None) -> TrainPlan:
     return TrainPlan(solver=solver, spec=spec, weights=weights.split(",") if weights else [])
 
 
-def check_image(
-    client: docker.DockerClient,
-    train_plan: TrainPlan,
-    build: Callable[[], None] | None,
-    registry: str = "",
-    out: TextIO = sys.stdout,
-) -> None:
-    """The image must exist (pulled, or built now when `build` can make it) and fit the solver."""
-    image = train_plan.spec.image
-    why = ensure_image(client, image, registry, out=out)
-    if why:
-        if build is None:
-            raise CaffeboxError(
-                f"The image {image} does not exist and cannot be pulled ({why}). Build it with "
-                f"'invoke build-cpu --tag {image}' (or build-gpu), set the registry setting to "
-                "where it is published, or pass --image with an image you have ('docker images')."
-            )
-        out.write(
-            f"caffebox: the image {image} does not exist yet; building it first "
-            "(once, about 15 minutes on 2 cores)\n"
-        )
-        build()
-    variant = image_variant(client, image)
-    mode = train_plan.solver.params.first("solver_mode")
-    if variant == "cpu" and mode == "GPU":
-        raise CaffeboxError(
-            f"{train_plan.solver.path} sets solver_mode: GPU, but {image} is the CPU image. "
-            "Set solver_mode: CPU there, or train on a GPU image with --gpu."
-        )
-    gpus.check_gpu_run(client, image, variant, train_plan.spec.gpus)
-
-
-def explain_failure(result: runs.RunResult, train_plan: TrainPlan) -> str:
+def explain_failure(result: TrainedRun, train_plan: TrainPlan) -> str:
     """One paragraph after a failed run, pointing at the likely cause."""
     missing = runs.missing_command(result, train_plan.spec)
     if missing:
@@ -245,7 +249,7 @@ def explain_failure(result: runs.RunResult, train_plan: TrainPlan) -> str:
     return f"caffe exited with {result.exit_code}; the log above shows why."
 
 
-def _resume_hint(result: runs.RunResult, train_plan: TrainPlan) -> str:
+def _resume_hint(result: TrainedRun, train_plan: TrainPlan) -> str:
     states = result.log.solverstates()
     solver = train_plan.solver.path.relative_to(train_plan.solver.cwd)
     if not states:
@@ -253,7 +257,7 @@ def _resume_hint(result: runs.RunResult, train_plan: TrainPlan) -> str:
     return f"Resume it with: caffebox train {solver} --snapshot '{states[-1]}' (or --resume)."
 
 
-def outcome(result: runs.RunResult, train_plan: TrainPlan) -> tuple[int, str]:
+def outcome(result: TrainedRun, train_plan: TrainPlan) -> tuple[int, str]:
     """The exit status and the closing paragraph: a run that did not finish never exits 0."""
     log, max_iter = result.log, train_plan.solver.max_iter
     where = f"at iteration {log.iteration} of {max_iter}"
@@ -283,7 +287,7 @@ def outcome(result: runs.RunResult, train_plan: TrainPlan) -> tuple[int, str]:
     return 0, ""
 
 
-def summary(result: runs.RunResult, max_iter: int = 0) -> str:
+def summary(result: TrainedRun, max_iter: int = 0) -> str:
     """The outcome in two lines: final loss, test outputs, snapshots."""
     log = result.log
     finished = log.done and not result.interrupted and result.exit_code == 0
@@ -312,11 +316,13 @@ def run_recorded(
     record = records.Record.create(train_plan.solver)
     code, message = 1, "caffebox ended before the run did"
     result = None
+    bar = progress or ProgressBar(train_plan.solver.max_iter, stream=sys.stderr)
+    watch = LogWatch(bar, record.log)
     try:
-        result = runs.run(
-            client, train_plan.spec, max_iter=train_plan.solver.max_iter, out=out,
-            record=record.log, caught=caught, progress=progress,
-        )  # fmt: skip
+        ran = runs.run(
+            client, train_plan.spec, watch=watch, out=out, caught=caught, asking=ASKING
+        )
+        result = TrainedRun(ran.exit_code, ran.tail, ran.stop_signal, log=watch.log)
         code, message = outcome(result, train_plan)
         out.write(summary(result, train_plan.solver.max_iter) + "\n")
     finally:

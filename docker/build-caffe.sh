@@ -67,6 +67,17 @@ cp -rL python/caffe "$PREFIX/python/caffe"
 find "$PREFIX/python" -name '__pycache__' -prune -exec rm -rf {} +
 cp Makefile.config "$PREFIX/Makefile.config"
 echo "$PREFIX/lib" > /etc/ld.so.conf.d/caffe.conf && ldconfig
+# The tree's own Python scripts (python/classify.py, draw_net.py, train.py, tools/extra's
+# parse_log.py, ...) on PATH as Caffe's docs call them, run by python3 whatever their #!
+# line says (Debian has no 'python').
+mkdir -p "$PREFIX/scripts"
+for script in python/*.py tools/extra/*.py tools/extra/*.py.example; do
+    [ -f "$script" ] || continue
+    name=$(basename "$script" .example)
+    { echo '#!/usr/bin/env python3'; sed '1{/^#!/d}' "$script"; } > "$PREFIX/scripts/$name"
+    chmod 755 "$PREFIX/scripts/$name"
+done
+log "scripts on PATH: $(ls "$PREFIX/scripts" | tr '\n' ' ')"
 
 # ---- 3. provenance ---------------------------------------------------------------------
 commit=${CAFFE_COMMIT:-$(git -c safe.directory="*" -C "$SRC" rev-parse HEAD 2>/dev/null || echo unknown)}

@@ -4,11 +4,12 @@
 #   fix-caffe-source TREE [CUDA_DIR]
 #
 # Each fix looks for the old call in src/, include/, tools/ and python/ and rewrites only
-# what it finds, printing one line per file. Run by build-caffe before make.
+# what it finds, printing one line per file. Run by prepare-caffe before make.
 set -euo pipefail
 
 tree=${1:?usage: fix-caffe-source TREE [CUDA_DIR]}
 cuda_dir=${2:-}
+here=$(dirname "$(readlink -f "$0")")
 cd "$tree"
 
 files_matching() {
@@ -54,3 +55,7 @@ if [ -n "$types_h" ]; then
         done
     done
 fi
+
+# What needs a call's arguments or a module's names (mixed float/double std::max, pycaffe
+# on today's numpy and scikit-image, Python 2 scripts): the Python half, beside this file.
+python3 "$here/fix-caffe-source.py" .

@@ -6,7 +6,6 @@ import io
 import os
 import signal
 import threading
-import time
 
 import docker
 import pytest
@@ -14,6 +13,7 @@ import pytest
 from caffebox import runs, training
 from caffebox.caffelog import TrainingLog
 from caffebox.errors import CaffeboxError
+from caffebox.progress import ProgressBar
 
 
 class FakeContainer:
@@ -22,6 +22,8 @@ class FakeContainer:
 
     def __init__(self, lines: list[str], deaf: bool = False, start_error=None, forever=True):
         self.lines, self.deaf, self.start_error, self.forever = lines, deaf, start_error, forever
+        # Called once its lines are out: the moment a test's "user" presses Ctrl-C.
+        self.on_running = lambda: None
         self.killed: list[int] = []
         self.removed = False
         self.ended = threading.Event()
@@ -33,6 +35,7 @@ class FakeContainer:
     def logs(self, stream: bool, follow: bool):
         for line in self.lines:
             yield (line + "\n").encode()
+        self.on_running()
         if self.forever:
             self.ended.wait(30)
         if self.killed[:1] == [signal.SIGINT] and not self.deaf:
@@ -68,42 +71,62 @@ SPEC = runs.RunSpec(image="img", command=["caffe"], cwd=runs.Path("/tmp"), proje
 TRAINING = ["I1126 solver.cpp:218] Iteration 300 (50 iter/s), loss = 0.5"]
 
 
-def _signal_soon(sig: int, delay: float = 0.3) -> None:
-    threading.Timer(delay, os.kill, (os.getpid(), sig)).start()
-
-
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM, signal.SIGHUP])
 def test_a_stop_signal_asks_caffe_to_snapshot_and_removes_the_container(sig):
     """SIGTERM/SIGHUP once exited caffebox and left Caffe training in its container."""
     container = FakeContainer(TRAINING)
-    out = io.StringIO()
-    _signal_soon(sig)
-    result = runs.run(FakeClient(container), SPEC, max_iter=1000, out=out)
+    out, caught = io.StringIO(), []
+    container.on_running = lambda: caught.append(sig)  # what the signal handler does
+    watch = training.LogWatch(ProgressBar(1000, stream=io.StringIO()))
+    result = runs.run(FakeClient(container), SPEC, watch=watch, out=out, caught=caught,
+                      asking=training.ASKING)  # fmt: skip
     assert container.killed == [signal.SIGINT]  # Caffe's own "snapshot, then stop"
     assert container.removed
     assert result.stop_signal == sig and result.exit_code == 0
-    assert result.log.solverstates() == ["my snaps/d_iter_300.solverstate"]
+    assert watch.log.solverstates() == ["my snaps/d_iter_300.solverstate"]
     text = out.getvalue()
     assert "asking Caffe to snapshot and stop" in text
     assert text.count("Iteration 300") == 1, "log lines must not be printed twice"
-    assert signal.getsignal(sig) is not None  # handlers restored
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM, signal.SIGHUP])
+def test_stop_signals_are_caught_then_the_old_handlers_restored(sig):
+    def before(signum, frame):
+        raise AssertionError("the old handler ran while caffebox was catching")
+
+    previous = signal.signal(sig, before)
+    try:
+        with runs.caught_signals() as caught:
+            os.kill(os.getpid(), sig)  # delivered to this (main) thread before kill returns
+            assert caught == [sig]
+        assert signal.getsignal(sig) is before
+    finally:
+        signal.signal(sig, previous)
+
+
+def test_a_non_stop_program_is_asked_to_stop_in_plain_words():
+    container = FakeContainer(["collected 3 items"])
+    out, caught = io.StringIO(), []
+    container.on_running = lambda: caught.append(signal.SIGINT)
+    runs.run(FakeClient(container), SPEC, out=out, caught=caught)
+    assert "Ctrl-C: asking it to stop" in out.getvalue() and "Caffe" not in out.getvalue()
 
 
 def test_caffe_that_ignores_the_request_is_killed_after_the_grace_period():
     container = FakeContainer(TRAINING, deaf=True)
-    _signal_soon(signal.SIGTERM)
-    started = time.monotonic()
-    result = runs.run(FakeClient(container), SPEC, out=io.StringIO(), grace=0.5)
+    caught: list[int] = []
+    container.on_running = lambda: caught.append(signal.SIGTERM)
+    result = runs.run(FakeClient(container), SPEC, out=io.StringIO(), grace=0.5, caught=caught)
     assert container.killed == [signal.SIGINT, signal.SIGKILL]
-    assert time.monotonic() - started < 10
     assert result.exit_code == 137 and container.removed
 
 
 def test_a_second_signal_kills_at_once():
+    """Even when both arrive before caffebox looks (the second was once lost)."""
     container = FakeContainer(TRAINING, deaf=True)
-    _signal_soon(signal.SIGINT, 0.2)
-    _signal_soon(signal.SIGINT, 0.6)
-    runs.run(FakeClient(container), SPEC, out=io.StringIO(), grace=60)
+    caught: list[int] = []
+    container.on_running = lambda: caught.extend([signal.SIGINT, signal.SIGINT])
+    runs.run(FakeClient(container), SPEC, out=io.StringIO(), grace=3600, caught=caught)
     assert container.killed == [signal.SIGINT, signal.SIGKILL]
 
 
@@ -127,11 +150,11 @@ def _plan(tmp_path, **options):
     )
 
 
-def _result(lines: list[str], exit_code: int = 0, stop_signal: int = 0) -> runs.RunResult:
+def _result(lines: list[str], exit_code: int = 0, stop_signal: int = 0) -> training.TrainedRun:
     log = TrainingLog()
     for line in lines:
         log.feed(line)
-    return runs.RunResult(exit_code=exit_code, log=log, tail=lines, stop_signal=stop_signal)
+    return training.TrainedRun(exit_code=exit_code, log=log, tail=lines, stop_signal=stop_signal)
 
 
 STOPPED = [

@@ -170,10 +170,8 @@ def test_lines_reassembles_split_chunks():
 
 def test_failure_hint_for_import_error(project):
     plan = training.plan(training.TrainOptions(solver="solver.prototxt", image="i"), cwd=project)
-    result = runs.RunResult(
-        exit_code=1,
-        log=runs.TrainingLog(),
-        tail=["ModuleNotFoundError: No module named 'my_layer'"],
+    result = training.TrainedRun(
+        exit_code=1, tail=["ModuleNotFoundError: No module named 'my_layer'"]
     )
     assert "--layers DIR" in training.explain_failure(result, plan)
 
@@ -185,7 +183,7 @@ def test_failure_hint_for_gpu_image_without_gpu(project):
         "no CUDA-capable device is detected",
         "*** Check failure stack trace: ***",
     ]
-    result = runs.RunResult(exit_code=139, log=runs.TrainingLog(), tail=tail)
+    result = training.TrainedRun(exit_code=139, tail=tail)
     plan = training.plan(training.TrainOptions(solver="solver.prototxt", image="i"), cwd=project)
     hint = training.explain_failure(result, plan)
     assert "needs a GPU even for solver_mode: CPU" in hint and "--gpu 0" in hint

@@ -75,3 +75,111 @@ def test_nccl_uid_keeps_its_zero_bytes(tmp_path):
     )
     assert "NCCL.new_uid returns the whole uid in python/caffe/_caffe.cpp" in log
     assert _fix(tree, cuda) == ""
+
+
+# ---- docker/fix-caffe-source.py: the rewrites that read arguments and names ----------
+# Each snippet is written here in the shape of the failing pattern (not copied from a tree).
+
+MIXED_MAX = """template <typename Dtype>
+void Loss<Dtype>::Forward() {
+  Dtype dist = std::max(margin - sqrt(d[i]), 0.0);
+  Dtype tol = std::max(std::max(fabs(a), fabs(b)), 1.);
+  double both = std::min(b * 0.1 + 0.2, 1.0);
+  Dtype kept = std::max(margin - d[i], Dtype(0.0));
+}
+"""
+IO_PY = """import numpy as np
+import skimage.io
+from scipy.ndimage import zoom
+
+
+def load(filename, color=True):
+    return skimage.io.imread(filename, as_grey=not color)
+
+
+def to_datum(arr, datum):
+    datum.data = arr.tostring()
+    return np.fromstring(datum.data, dtype=np.uint8).reshape(
+        datum.channels, datum.height, datum.width)
+
+
+def resize_image(im, dims):
+    return resize(im, dims, order=1, mode="constant")
+"""
+PY2_SCRIPT = """import sys
+
+
+def main():
+    for row in sys.argv:
+        print row
+    print
+    try:
+        pass
+    except Exception, e:
+        print >>sys.stderr, e
+"""
+
+
+def _fix_tree(tree) -> str:
+    done = subprocess.run(["python3", str(paths.DOCKER_DIR / "fix-caffe-source.py"), str(tree)],
+                          capture_output=True, text=True, check=True)  # fmt: skip
+    return done.stdout
+
+
+def test_mixed_float_double_max_gets_a_dtype_literal(tmp_path):
+    """caffe-fast-rcnn's std::max(margin - sqrt(x), 0.0): GCC 12 finds no max(float, double)."""
+    layer = tmp_path / "src" / "caffe" / "layers" / "contrastive_loss_layer.cpp"
+    layer.parent.mkdir(parents=True)
+    layer.write_text(MIXED_MAX)
+    log = _fix_tree(tmp_path)
+    text = layer.read_text()
+    assert "std::max(margin - sqrt(d[i]), Dtype(0.0))" in text
+    assert "std::max(std::max(fabs(a), fabs(b)), Dtype(1.))" in text
+    assert "std::min(b * 0.1 + 0.2, 1.0)" in text  # double against double: left alone
+    assert "std::max(margin - d[i], Dtype(0.0))" in text
+    assert "mixed std::max/std::min in src/caffe/layers/contrastive_loss_layer.cpp" in log
+    assert _fix_tree(tmp_path) == ""
+
+
+def test_pycaffe_io_works_on_todays_numpy_and_scikit_image(tmp_path):
+    io_py = tmp_path / "python" / "caffe" / "io.py"
+    io_py.parent.mkdir(parents=True)
+    io_py.write_text(IO_PY)
+    log = _fix_tree(tmp_path)
+    text = io_py.read_text()
+    assert "imread(filename, as_gray=not color)" in text and "as_grey" not in text
+    assert "arr.tobytes()" in text and "tostring" not in text
+    assert "np.frombuffer(datum.data, dtype=np.uint8).copy().reshape(" in text
+    assert "from scipy.ndimage import zoom\nfrom skimage.transform import resize\n" in text
+    for kind in ("scikit-image", "numpy 2", "imports"):
+        assert f"caffebox fix ({kind})" in log
+    compile(text, "io.py", "exec")
+    assert _fix_tree(tmp_path) == ""
+
+
+def test_a_bound_name_gets_no_import(tmp_path):
+    io_py = tmp_path / "python" / "caffe" / "io.py"
+    io_py.parent.mkdir(parents=True)
+    io_py.write_text("def resize(im, dims):\n    return im\n\n\nx = resize(1, 2)\n")
+    assert _fix_tree(tmp_path) == ""
+
+
+def test_python2_scripts_become_python3(tmp_path):
+    script = tmp_path / "tools" / "extra" / "summarize.py"
+    script.parent.mkdir(parents=True)
+    script.write_text(PY2_SCRIPT)
+    log = _fix_tree(tmp_path)
+    text = script.read_text()
+    compile(text, "summarize.py", "exec")
+    assert "        print(row)\n    print()\n" in text
+    assert "except Exception as e:" in text and "print(e, file=sys.stderr)" in text
+    assert "Python 2 statements in tools/extra/summarize.py" in log
+    assert _fix_tree(tmp_path) == ""
+
+
+def test_python3_code_that_mentions_print_is_left_alone(tmp_path):
+    script = tmp_path / "python" / "draw.py"
+    script.parent.mkdir(parents=True)
+    original = 'print ("spaced call")\nprinter = 1\n'
+    script.write_text(original)
+    assert _fix_tree(tmp_path) == "" and script.read_text() == original

@@ -1,0 +1,109 @@
+"""The one way into the image: every task that starts a container comes through here.
+
+`train`, `sweep`, `python`, `gradcheck`, `test-layers` and `run` all: find the image,
+pull it, or build it when caffebox itself names it; check that it fits (a gpu image and
+an engine with NVIDIA's runtime for --gpu, a solver's solver_mode); hold the snapshot
+lock where snapshots are written; run (runs.run: init, signals, the container always
+removed). What differs is only what watches the output: training's log, bar and record.
+"""
+
+from __future__ import annotations
+
+import functools
+import sys
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, TextIO
+
+import docker
+
+from caffebox import building, engine, gpus, runs, training
+from caffebox import solver as solverlib
+from caffebox.errors import CaffeboxError
+from caffebox.progress import ProgressBar
+from caffebox.registry import ensure_image
+
+
+@dataclass(frozen=True)
+class Target:
+    """The image a task runs and how to get it when this engine lacks it."""
+
+    image: str
+    registry: str = ""
+    # Makes the image when it can be neither found nor pulled; None: the user's own image.
+    build: Callable[[], Any] | None = None
+
+    @classmethod
+    def from_settings(cls, settings: Any, image: str = "") -> Target:
+        """The --image given (or the image setting); buildable when it is caffebox's tag."""
+        name = image or settings.image
+        variant = building.variant_named(settings, name)
+        build = None
+        if variant:
+            options = building.BuildOptions(tag=name)
+            build = functools.partial(building.build, settings, variant, options)
+        return cls(image=name, registry=settings.registry, build=build)
+
+
+def ready(
+    client: docker.DockerClient,
+    target: Target,
+    gpu_list: Sequence[str] = (),
+    solver: solverlib.Solver | None = None,
+    out: TextIO = sys.stdout,
+) -> str:
+    """The image is here (found, pulled or built) and fits the run; returns its variant."""
+    why = ensure_image(client, target.image, target.registry, out=out)
+    if why:
+        if target.build is None:
+            raise CaffeboxError(
+                f"The image {target.image} does not exist and cannot be pulled ({why}). Build "
+                f"it with 'invoke build-cpu --tag {target.image}' (or build-gpu), set the "
+                "registry setting to where it is published, or pass --image with an image you "
+                "have ('docker images')."
+            )
+        out.write(
+            f"caffebox: the image {target.image} does not exist yet; building it first "
+            "(once, about 4 to 5 minutes on 2 cores)\n"
+        )
+        target.build()
+    variant = engine.image_variant(client, target.image)
+    if solver is not None and variant == "cpu" and solver.params.first("solver_mode") == "GPU":
+        raise CaffeboxError(
+            f"{solver.path} sets solver_mode: GPU, but {target.image} is the CPU image. "
+            "Set solver_mode: CPU there, or train on a GPU image with --gpu."
+        )
+    gpus.check_gpu_run(client, target.image, variant, list(gpu_list))
+    return variant
+
+
+def run_program(target: Target, spec: runs.RunSpec, out: TextIO = sys.stdout) -> int:
+    """A program in the image (python, gradcheck, test-layers, run); its exit status."""
+    client = engine.connect()
+    ready(client, target, spec.gpus, out=out)
+    result = runs.run(client, spec, out=out)
+    missing = runs.missing_command(result, spec)
+    if missing:
+        raise CaffeboxError(missing, exit_code=result.exit_code)
+    return result.exit_code
+
+
+def train(target: Target, plan: training.TrainPlan, out: TextIO = sys.stdout) -> tuple[int, str]:
+    """`caffe train` for a checked plan: locked first (a busy prefix refuses before any
+    build), then the image, then the run with its record; the status and closing message."""
+    with plan.lock():
+        client = engine.connect()
+        ready(client, target, plan.spec.gpus, plan.solver, out=out)
+        return training.run_recorded(client, plan, out=out)
+
+
+def train_ready(
+    client: docker.DockerClient,
+    plan: training.TrainPlan,
+    out: TextIO,
+    caught: list[int] | None = None,
+    progress: ProgressBar | None = None,
+) -> tuple[int, str]:
+    """One of several runs on an image `ready` has checked (a sweep's variants)."""
+    with plan.lock():
+        return training.run_recorded(client, plan, out=out, caught=caught, progress=progress)

@@ -1,0 +1,85 @@
+"""The runtime stage's check: pycaffe does what users call, not only `import caffe`.
+
+Loads a PNG in colour and grey (caffe.io.load_image), resizes it, preprocesses it with a
+Transformer, classifies it with caffe.Classifier and draws the net to a PNG (caffe.draw,
+as draw_net.py does). The first step that fails ends the build with its reason.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import tempfile
+import traceback
+
+import numpy as np
+
+STEPS: list[str] = []
+DEPLOY = """name: "check"
+layer { name: "data" type: "Input" top: "data"
+        input_param { shape { dim: 1 dim: 3 dim: 8 dim: 8 } } }
+layer { name: "ip" type: "InnerProduct" bottom: "data" top: "ip"
+        inner_product_param { num_output: 4 weight_filler { type: "xavier" } } }
+layer { name: "prob" type: "Softmax" bottom: "ip" top: "prob" }
+"""
+
+
+def main(folder: str) -> None:
+    import caffe
+    import caffe.draw
+    import caffe.io
+    import skimage.io
+    from caffe.proto import caffe_pb2
+    from google.protobuf import text_format
+
+    def step(what: str) -> None:
+        STEPS.append(what)
+
+    step("register the Python layer (WITH_PYTHON_LAYER := 1)")
+    assert "Python" in caffe.layer_type_list(), "no 'Python' in caffe.layer_type_list()"
+    png = os.path.join(folder, "check.png")
+    pixels = (np.arange(8 * 8 * 3).reshape(8, 8, 3) * 2).astype(np.uint8)
+    skimage.io.imsave(png, pixels, check_contrast=False)
+    step("caffe.io.load_image of a colour PNG")
+    colour = caffe.io.load_image(png)
+    assert colour.shape == (8, 8, 3) and colour.dtype == np.float32, colour.shape
+    step("caffe.io.load_image(color=False)")
+    grey = caffe.io.load_image(png, color=False)
+    assert grey.shape == (8, 8, 1), grey.shape
+    step("caffe.io.resize_image")
+    assert caffe.io.resize_image(colour, (5, 7)).shape == (5, 7, 3)
+    step("caffe.io.Transformer.preprocess")
+    transformer = caffe.io.Transformer({"data": (1, 3, 8, 8)})
+    transformer.set_transpose("data", (2, 0, 1))
+    assert transformer.preprocess("data", colour).shape == (3, 8, 8)
+    step("caffe.io.array_to_datum / datum_to_array")
+    datum = caffe.io.array_to_datum(pixels.transpose(2, 0, 1), 3)
+    assert (caffe.io.datum_to_array(datum) == pixels.transpose(2, 0, 1)).all()
+    step("caffe.Classifier(...).predict")
+    deploy = os.path.join(folder, "deploy.prototxt")
+    with open(deploy, "w") as f:
+        f.write(DEPLOY)
+    weights = os.path.join(folder, "check.caffemodel")
+    caffe.Net(deploy, caffe.TEST).save(weights)
+    classifier = caffe.Classifier(deploy, weights, image_dims=(8, 8))
+    scores = classifier.predict([colour], oversample=False)
+    assert scores.shape == (1, 4) and abs(float(scores.sum()) - 1) < 1e-4, scores
+    step("caffe.draw.draw_net_to_file to a PNG")
+    net = caffe_pb2.NetParameter()
+    text_format.Merge(DEPLOY, net)
+    drawn = os.path.join(folder, "net.png")
+    caffe.draw.draw_net_to_file(net, drawn, "LR")
+    with open(drawn, "rb") as f:
+        assert f.read(8) == b"\x89PNG\r\n\x1a\n", "not a PNG"
+    print(f"caffebox: pycaffe checked: {'; '.join(STEPS)}")
+
+
+if __name__ == "__main__":
+    os.environ.setdefault("GLOG_minloglevel", "2")
+    with tempfile.TemporaryDirectory() as tmp:
+        try:
+            main(tmp)
+        except Exception as exc:  # the build's one line of why
+            traceback.print_exc()
+            sys.exit(f"caffebox: this tree's pycaffe cannot {STEPS[-1] if STEPS else 'import'}: "
+                     f"{exc!r} (traceback above)")

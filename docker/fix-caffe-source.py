@@ -1,0 +1,218 @@
+#!/usr/bin/env python3
+"""Fix a Caffe tree's code for today's compilers and Python libraries, by pattern.
+
+    python3 fix-caffe-source.py TREE
+
+The rewrites that need to see a call's arguments or a module's names (a sed cannot):
+each fires only on the old form, prints one line per file it changes, and leaves a tree
+that needs nothing more. fix-caffe-source.sh runs it after its own (sed) fixes.
+
+- C++: std::max/std::min given a Dtype and a bare double literal (caffe-fast-rcnn's
+  `std::max(margin - sqrt(x), 0.0)`): the literal becomes Dtype(literal).
+- Python (pycaffe, its scripts, tools/extra): scikit-image's removed `as_grey=` keyword;
+  numpy's removed `tostring()`/`fromstring()`; a name a module calls but never imports
+  where only one import can be meant (`resize`, `zoom`); Python 2 print statements and
+  `except E, e:` in scripts that Python 3 cannot compile.
+"""
+
+from __future__ import annotations
+
+import ast
+import re
+import sys
+from pathlib import Path
+
+CPP_SUFFIXES = (".cpp", ".hpp", ".cu", ".cuh", ".h")
+CPP_FOLDERS = ("src", "include", "tools")
+PY_FOLDERS = ("python", "tools", "scripts")
+# Names pycaffe's modules call that have exactly one meaning there.
+KNOWN_IMPORTS = {
+    "resize": "from skimage.transform import resize",
+    "zoom": "from scipy.ndimage import zoom",
+}
+_DOUBLE = re.compile(r"^\s*[-+]?(\d+\.\d*|\.\d+)([eE][-+]?\d+)?\s*$")
+_ANY_FLOAT = re.compile(r"(?<![\w.])(\d+\.\d*|\.\d+)([eE][-+]?\d+)?(?![\w.])")
+
+
+def matching_paren(text: str, start: int) -> int:
+    """Index of the ')' closing the '(' at `start`, or -1."""
+    depth = 0
+    for i in range(start, len(text)):
+        if text[i] == "(":
+            depth += 1
+        elif text[i] == ")":
+            depth -= 1
+            if depth == 0:
+                return i
+    return -1
+
+
+def split_args(inner: str) -> list[str]:
+    """Top-level comma-separated arguments of a call."""
+    args, depth, current = [], 0, ""
+    for ch in inner:
+        if ch in "([{":
+            depth += 1
+        elif ch in ")]}":
+            depth -= 1
+        if ch == "," and depth == 0:
+            args.append(current)
+            current = ""
+        else:
+            current += ch
+    args.append(current)
+    return args
+
+
+def fix_mixed_max(text: str) -> str:
+    """std::max(DTYPE_EXPR, 0.0) -> std::max(DTYPE_EXPR, Dtype(0.0)) in Dtype code."""
+    if "Dtype" not in text:
+        return text
+    out, pos = [], 0
+    for match in re.finditer(r"std::(max|min)\s*\(", text):
+        if match.start() < pos:
+            continue
+        open_at = match.end() - 1
+        close_at = matching_paren(text, open_at)
+        if close_at < 0:
+            continue
+        args = split_args(text[open_at + 1 : close_at])
+        literal = [i for i, a in enumerate(args) if _DOUBLE.match(a)]
+        others = [a for i, a in enumerate(args) if i not in literal]
+        # Both sides double (b*0.1 + 0.2 against 1.0) compile as they are: leave them.
+        if len(args) != 2 or len(literal) != 1 or any(_ANY_FLOAT.search(a) for a in others):
+            continue
+        i = literal[0]
+        lead = args[i][: len(args[i]) - len(args[i].lstrip())]
+        args[i] = f"{lead}Dtype({args[i].strip()})"
+        out.append(text[pos : open_at + 1] + ",".join(args) + ")")
+        pos = close_at + 1
+    out.append(text[pos:])
+    return "".join(out)
+
+
+def fix_fromstring(text: str) -> str:
+    """np.fromstring(ARGS) -> np.frombuffer(ARGS).copy(): numpy 2.3 removed the binary
+    mode of fromstring; frombuffer's array is read-only, the copy is what fromstring gave."""
+    out, pos = [], 0
+    for match in re.finditer(r"\b(np|numpy)\.fromstring\s*\(", text):
+        if match.start() < pos:
+            continue
+        close_at = matching_paren(text, match.end() - 1)
+        if close_at < 0:
+            continue
+        args = text[match.end() : close_at]
+        out.append(f"{text[pos : match.start()]}{match.group(1)}.frombuffer({args}).copy()")
+        pos = close_at + 1
+    out.append(text[pos:])
+    return "".join(out)
+
+
+def _bound_names(tree: ast.AST) -> set[str]:
+    bound: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, (ast.Import, ast.ImportFrom)):
+            bound.update((a.asname or a.name).split(".")[0] for a in node.names)
+        elif isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            bound.add(node.name)
+        elif isinstance(node, ast.Name) and isinstance(node.ctx, (ast.Store, ast.Del)):
+            bound.add(node.id)
+        elif isinstance(node, ast.arg):
+            bound.add(node.arg)
+    return bound
+
+
+def fix_missing_imports(text: str) -> tuple[str, list[str]]:
+    """Add the one import a module needs for a known name it calls but never binds."""
+    try:
+        tree = ast.parse(text)
+    except SyntaxError:
+        return text, []
+    called = {
+        n.func.id for n in ast.walk(tree)
+        if isinstance(n, ast.Call) and isinstance(n.func, ast.Name)
+    }  # fmt: skip
+    missing = sorted((called & KNOWN_IMPORTS.keys()) - _bound_names(tree))
+    if not missing:
+        return text, []
+    imports = [n for n in tree.body if isinstance(n, (ast.Import, ast.ImportFrom))]
+    lines = text.splitlines(keepends=True)
+    at = imports[-1].end_lineno if imports else 0
+    added = "".join(KNOWN_IMPORTS[name] + "\n" for name in missing)
+    return "".join(lines[:at]) + added + "".join(lines[at:]), missing
+
+
+def _compiles(text: str) -> bool:
+    try:
+        compile(text, "<caffe>", "exec")
+    except SyntaxError:
+        return False
+    return True
+
+
+def fix_python2(text: str) -> str:
+    """Python 2 print statements and `except E, e:` in a file Python 3 cannot compile;
+    the file as it was if that is not enough."""
+    if _compiles(text):
+        return text
+    fixed = re.sub(r"^([ \t]*)print[ \t]*$", r"\1print()", text, flags=re.M)
+    fixed = re.sub(r"^([ \t]*)print(?![ \t]*\()[ \t]+([^>\n].*?)[ \t]*$", r"\1print(\2)",
+                   fixed, flags=re.M)  # fmt: skip
+    fixed = re.sub(r"^([ \t]*)print[ \t]*>>[ \t]*([^,\n]+),[ \t]*(.+?)[ \t]*$",
+                   r"\1print(\3, file=\2)", fixed, flags=re.M)  # fmt: skip
+    fixed = re.sub(r"^([ \t]*except[ \t]+[\w.]+)[ \t]*,[ \t]*(\w+)[ \t]*:", r"\1 as \2:", fixed,
+                   flags=re.M)  # fmt: skip
+    return fixed if _compiles(fixed) else text
+
+
+PY_FIXES = [
+    ("scikit-image", "as_gray= for the removed as_grey=",
+     lambda t: re.sub(r"\bas_grey\s*=", "as_gray=", t)),
+    ("numpy 2", "tobytes() for the removed tostring()",
+     lambda t: re.sub(r"\.tostring\(\)", ".tobytes()", t)),
+    ("numpy 2", "frombuffer(...).copy() for the removed fromstring()", fix_fromstring),
+    ("Python 3", "print() and 'except E as e' for Python 2 statements", fix_python2),
+]  # fmt: skip
+
+
+def _files(tree: Path, folders: tuple[str, ...], suffixes: tuple[str, ...]) -> list[Path]:
+    found = []
+    for folder in folders:
+        if (tree / folder).is_dir():
+            found += [p for p in sorted((tree / folder).rglob("*"))
+                      if p.is_file() and p.name.endswith(suffixes)]  # fmt: skip
+    return found
+
+
+def fix_tree(tree: Path) -> list[str]:
+    """Apply every fix under `tree`; one line per file changed."""
+    said = []
+    for path in _files(tree, CPP_FOLDERS, CPP_SUFFIXES):
+        text = path.read_text(errors="surrogateescape")
+        fixed = fix_mixed_max(text)
+        if fixed != text:
+            path.write_text(fixed, errors="surrogateescape")
+            said.append(f"caffebox fix (GCC): Dtype(literal) in mixed std::max/std::min "
+                        f"in {path.relative_to(tree)}")  # fmt: skip
+    for path in _files(tree, PY_FOLDERS, (".py", ".py.example")):
+        text = path.read_text(errors="surrogateescape")
+        where = path.relative_to(tree)
+        for kind, what, fix in PY_FIXES:
+            fixed = fix(text)
+            if fixed != text:
+                said.append(f"caffebox fix ({kind}): {what} in {where}")
+                text = fixed
+        text, added = fix_missing_imports(text)
+        for name in added:
+            said.append(f"caffebox fix (imports): '{KNOWN_IMPORTS[name]}' for the {name}() "
+                        f"it calls in {where}")  # fmt: skip
+        if path.read_text(errors="surrogateescape") != text:
+            path.write_text(text, errors="surrogateescape")
+    return said
+
+
+if __name__ == "__main__":
+    if len(sys.argv) != 2:
+        sys.exit("usage: fix-caffe-source.py TREE")
+    for line in fix_tree(Path(sys.argv[1])):
+        print(line)

@@ -1,0 +1,105 @@
+"""caffebox.launch, the one way into the image, on a fake engine: what each task gets
+before any container starts (image found, pulled or built; variant and GPU checks)."""
+
+from __future__ import annotations
+
+import io
+from types import SimpleNamespace
+
+import pytest
+
+from caffebox import engine, launch, sweeping
+from caffebox import solver as solverlib
+from caffebox.errors import CaffeboxError
+
+
+class FakeImages:
+    def __init__(self, engine_: FakeEngine) -> None:
+        self.engine = engine_
+
+    def get(self, name: str):
+        import docker
+
+        if name not in self.engine.images_here:
+            raise docker.errors.ImageNotFound(name)
+        return SimpleNamespace(labels={"io.caffebox.variant": self.engine.images_here[name]})
+
+
+class FakeEngine:
+    """Images by name -> variant label; no NVIDIA runtime unless told."""
+
+    def __init__(self, images_here: dict[str, str], runtimes=("runc",)) -> None:
+        self.images_here, self.runtimes = dict(images_here), runtimes
+        self.images = FakeImages(self)
+
+    def info(self):
+        return {"Runtimes": {r: {} for r in self.runtimes}}
+
+
+SETTINGS = SimpleNamespace(image="caffebox:cpu", cpu_image="caffebox:cpu",
+                           gpu_image="caffebox:gpu", registry="")  # fmt: skip
+
+
+def _solver(tmp_path, mode: str) -> solverlib.Solver:
+    (tmp_path / "net.prototxt").write_text("")
+    (tmp_path / "solver.prototxt").write_text(
+        f'net: "net.prototxt"\nmax_iter: 10\nsolver_mode: {mode}\nsnapshot_prefix: "s/d"\n'
+    )
+    return solverlib.load("solver.prototxt", tmp_path)
+
+
+def test_caffebox_images_are_buildable_others_are_not():
+    assert launch.Target.from_settings(SETTINGS).build is not None
+    assert launch.Target.from_settings(SETTINGS, "caffebox:gpu").build is not None
+    assert launch.Target.from_settings(SETTINGS, "mine:latest").build is None
+
+
+def test_a_missing_image_is_built_when_caffebox_names_it():
+    client = FakeEngine({})
+    built = []
+
+    def build():
+        built.append(True)
+        client.images_here["caffebox:cpu"] = "cpu"
+
+    out = io.StringIO()
+    variant = launch.ready(client, launch.Target("caffebox:cpu", build=build), out=out)
+    assert built and variant == "cpu"
+    assert "building it first (once, about 4 to 5 minutes on 2 cores)" in out.getvalue()
+
+
+def test_a_missing_image_of_the_user_is_one_paragraph():
+    with pytest.raises(CaffeboxError, match=r"mine:1 does not exist and cannot be pulled \(no"):
+        launch.ready(FakeEngine({}), launch.Target("mine:1"), out=io.StringIO())
+
+
+def test_gpu_solver_on_the_cpu_image_refused(tmp_path):
+    solver = _solver(tmp_path, "GPU")
+    client = FakeEngine({"caffebox:cpu": "cpu"})
+    with pytest.raises(CaffeboxError, match="sets solver_mode: GPU, but caffebox:cpu is the CPU"):
+        launch.ready(client, launch.Target("caffebox:cpu"), solver=solver)
+    launch.ready(client, launch.Target("caffebox:cpu"), solver=_solver(tmp_path, "CPU"))
+
+
+def test_gpus_need_the_gpu_image_and_nvidias_runtime():
+    with pytest.raises(CaffeboxError, match="is the CPU image"):
+        launch.ready(FakeEngine({"c": "cpu"}), launch.Target("c"), ["0"])
+    with pytest.raises(CaffeboxError, match="no NVIDIA runtime"):
+        launch.ready(FakeEngine({"g": "gpu"}), launch.Target("g"), ["0"])
+    launch.ready(FakeEngine({"g": "gpu"}, runtimes=("runc", "nvidia")), launch.Target("g"), ["0"])
+
+
+def test_the_sweep_gets_the_same_checks_as_train(tmp_path, monkeypatch):
+    """The sweep once checked only that the image existed: a GPU solver on the cpu image
+    started every variant and each failed inside Caffe."""
+    _solver(tmp_path, "GPU")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(engine, "connect", lambda: FakeEngine({"caffebox:cpu": "cpu"}))
+    options = sweeping.SweepOptions(solver="solver.prototxt", image="caffebox:cpu",
+                                    settings=["base_lr=0.1,0.2"])  # fmt: skip
+    with pytest.raises(CaffeboxError, match="sets solver_mode: GPU"):
+        sweeping.sweep(options, out=io.StringIO())
+    _solver(tmp_path, "CPU")
+    options.gpu, options.resume = "0", True
+    with pytest.raises(CaffeboxError, match="--gpu was given, but caffebox:cpu is the CPU"):
+        sweeping.sweep(options, out=io.StringIO())
