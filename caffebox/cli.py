@@ -312,6 +312,37 @@ def run_task(c: Context, layers: list[str] | None = None, image: str = "", gpu: 
 
 
 @task(
+    name="time",
+    iterable=["layers"],
+    help={
+        "net": "The net .prototxt (its TRAIN phase is timed), relative to here.",
+        "iterations": "Forward-backward passes to average (default 50).",
+        "layers": "A folder to put on PYTHONPATH (read-only); repeatable.",
+        "image": "Image to run (setting image).",
+        "gpu": "Time on this GPU, e.g. 0 (a gpu image).",
+        "csv": "Also write the per-layer times to this CSV file.",
+    },
+)
+@friendly
+def time_task(
+    c: Context,
+    net: str,
+    iterations: int = 50,
+    layers: list[str] | None = None,
+    image: str = "",
+    gpu: str = "",
+    csv: str = "",
+) -> None:
+    """`caffe time` per layer, sorted, Python layers marked with their share of the step."""
+    from caffebox import launch, timing
+
+    timing.time_net(
+        launch.Target.from_settings(_settings(c), image), net, iterations=iterations, gpu=gpu,
+        layer_dirs=layers, csv_file=csv,
+    )  # fmt: skip
+
+
+@task(
     iterable=["layers"],
     positional=["path"],
     help={
@@ -553,6 +584,7 @@ namespace = Collection(
     test_layers,
     python,
     run_task,
+    time_task,
     export,
     sweep,
     plot,

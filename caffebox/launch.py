@@ -77,11 +77,16 @@ def ready(
     return variant
 
 
-def run_program(target: Target, spec: runs.RunSpec, out: TextIO = sys.stdout) -> int:
-    """A program in the image (python, gradcheck, test-layers, run); its exit status."""
+def run_program(
+    target: Target,
+    spec: runs.RunSpec,
+    out: TextIO = sys.stdout,
+    watch: runs.Watch | None = None,
+) -> int:
+    """A program in the image (python, gradcheck, test-layers, run, time); its exit status."""
     client = engine.connect()
     ready(client, target, spec.gpus, out=out)
-    result = runs.run(client, spec, out=out)
+    result = runs.run(client, spec, watch=watch, out=out)
     missing = runs.missing_command(result, spec)
     if missing:
         raise CaffeboxError(missing, exit_code=result.exit_code)
