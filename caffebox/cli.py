@@ -516,7 +516,7 @@ def sweep(
 @friendly
 def plot(c: Context, runs: str, out: str = "curves.png") -> None:
     """Draw train loss and test outputs of one or several run records on one figure."""
-    from caffebox import plots
+    from caffebox import plots, records
 
     folders = []
     for run in split_args(runs, "the run folders"):
@@ -526,7 +526,7 @@ def plot(c: Context, runs: str, out: str = "curves.png") -> None:
                 f"{run}: {path} is not a folder. Pass run record folders (each run prints its "
                 "record folder when it ends), e.g. snapshots/digits.runs/20261126-213100."
             )
-        folders += plots.find_records(path)
+        folders += records.find(path)
     target = plots.plot(folders, Path(out).resolve())
     print(f"caffebox: plotted {len(folders)} run(s) into {target}")
 

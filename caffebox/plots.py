@@ -3,10 +3,10 @@ against iteration. matplotlib is an optional extra: pip install 'caffebox[plots]
 
 from __future__ import annotations
 
-import json
 import math
 from pathlib import Path
 
+from caffebox import records
 from caffebox.errors import CaffeboxError
 
 INSTALL = "pip install 'caffebox[plots]'"
@@ -16,25 +16,10 @@ class NoMatplotlib(CaffeboxError):
     """Plots need matplotlib, which caffebox installs only with its [plots] extra."""
 
 
-def find_records(path: Path) -> list[Path]:
-    """A record folder itself, or every record under a folder (newest last)."""
-    if (path / "iterations.csv").is_file():
-        return [path]
-    found = sorted(p.parent for p in path.glob("**/iterations.csv"))
-    if not found:
-        raise CaffeboxError(
-            f"{path} holds no run record (no iterations.csv in it or below it). Pass a record "
-            "folder such as snapshots/digits.runs/20261126-213100, or the folder of a sweep."
-        )
-    return sorted(found, key=lambda p: p.stat().st_mtime)
-
-
 def _label(folder: Path) -> str:
-    meta = folder / "run.json"
-    if meta.is_file():
-        solver = json.loads(meta.read_text()).get("solver", {}).get("path", "")
-        if solver:
-            return f"{Path(solver).parent.name or Path(solver).stem}/{folder.name}"
+    solver = records.read_meta(folder).get("solver", {}).get("path", "")
+    if solver:
+        return f"{Path(solver).parent.name or Path(solver).stem}/{folder.name}"
     return folder.name
 
 
@@ -48,15 +33,13 @@ def plot(folders: list[Path], out: Path, labels: list[str] | None = None) -> Pat
     except ImportError:
         raise NoMatplotlib(
             f"Plots need matplotlib: {INSTALL}. The numbers are in each record's "
-            "iterations.csv meanwhile."
+            f"{records.CSV} meanwhile."
         ) from None
-    from caffebox.records import read_csv
-
     fig, (left, right) = plt.subplots(1, 2, figsize=(10, 4), dpi=100)
     styles = ["-", "--", ":", "-."]
     tests_seen = False
     for n, folder in enumerate(folders):
-        rows = read_csv(folder / "iterations.csv")
+        rows = records.read_csv(folder / records.CSV)
         label = labels[n] if labels else _label(folder)
         color = f"C{n % 10}"
         points = [(r["iteration"], r["loss"]) for r in rows if "loss" in r]
@@ -85,3 +68,13 @@ def plot(folders: list[Path], out: Path, labels: list[str] | None = None) -> Pat
     fig.savefig(out)
     plt.close(fig)
     return out
+
+
+def plot_record(folder: Path) -> None:
+    """curves.png in a finished record, where matplotlib is installed; never fails the run."""
+    try:
+        plot([folder], folder / records.PNG)
+    except NoMatplotlib:
+        pass  # the CSV has the numbers; `caffebox plot` says how to get plots
+    except Exception as exc:  # noqa: BLE001 - a plot must never cost the record
+        (folder / "curves.error.txt").write_text(f"{type(exc).__name__}: {exc}\n")

@@ -22,6 +22,7 @@ from typing import Any, TextIO
 import docker
 
 from caffebox import __version__, caffelog
+from caffebox.errors import CaffeboxError
 from caffebox.solver import Solver
 
 LOG, CSV, META, PNG = "train.log", "iterations.csv", "run.json", "curves.png"
@@ -112,7 +113,7 @@ def finish(
     exit_code: int,
     outcome: str,
 ) -> Path:
-    """Write the CSV and run.json (and the plot, where matplotlib is installed)."""
+    """Write the CSV and run.json (training draws curves.png with caffebox.plots)."""
     record.close_log()
     write_csv(record.folder / CSV, log.rows)
     nets = {str(p.relative_to(solver.cwd)): _sha256(p) for p in solver.net_files}
@@ -143,15 +144,36 @@ def finish(
         },  # fmt: skip
     }
     (record.folder / META).write_text(json.dumps(meta, indent=2, allow_nan=True) + "\n")
-    from caffebox import plots
-
-    try:
-        plots.plot([record.folder], record.folder / PNG)
-    except plots.NoMatplotlib:
-        pass  # the CSV has the numbers; `caffebox plot` says how to get plots
-    except Exception as exc:  # noqa: BLE001 - a plot must never cost the record
-        (record.folder / "curves.error.txt").write_text(f"{type(exc).__name__}: {exc}\n")
     return record.folder
+
+
+def find(path: Path) -> list[Path]:
+    """A record folder itself, or every record under a folder (oldest first)."""
+    if (path / CSV).is_file():
+        return [path]
+    found = sorted(p.parent for p in path.glob(f"**/{CSV}"))
+    if not found:
+        raise CaffeboxError(
+            f"{path} holds no run record (no {CSV} in it or below it). Pass a record folder "
+            "such as snapshots/digits.runs/20261126-213100, or the folder of a sweep."
+        )
+    return sorted(found, key=lambda p: p.stat().st_mtime)
+
+
+def latest_meta(snapshot_dir: Path) -> dict[str, Any] | None:
+    """The newest run.json of the records under a snapshot folder (its 'record': where)."""
+    found = sorted(snapshot_dir.glob(f"*.runs/*/{META}"))
+    if not found:
+        return None
+    meta = json.loads(found[-1].read_text())
+    meta["record"] = str(found[-1].parent)
+    return meta
+
+
+def read_meta(folder: Path) -> dict[str, Any]:
+    """A record's run.json, or {} where there is none."""
+    path = folder / META
+    return json.loads(path.read_text()) if path.is_file() else {}
 
 
 def argv() -> list[str]:

@@ -112,10 +112,11 @@ def sweep(options: SweepOptions, out: TextIO = sys.stdout) -> int:
     devnull = open(os.devnull, "w")
 
     def run_one(variant: sweeps.Variant, slot: int, index: int, caught: list[int]) -> str:
-        states = list(variant.folder.glob("snapshots/*_iter_*.solverstate*"))
+        started = any(".solverstate" in p.name for p in
+                      solverlib.load(variant.solver_file, cwd).existing_snapshots())  # fmt: skip
         plan = training.plan(training.TrainOptions(
             solver=str(variant.solver_file.relative_to(cwd)), image=options.image,
-            layer_dirs=options.layer_dirs, resume=bool(states), overwrite=not states,
+            layer_dirs=options.layer_dirs, resume=started, overwrite=not started,
             gpu=gpu_list[slot % len(gpu_list)] if gpu_list else "",
         ), cwd=cwd)  # fmt: skip
         if not gpu_list:

@@ -25,12 +25,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from caffebox import prototxt
+from caffebox import prototxt, records
 from caffebox.errors import CaffeboxError
 from caffebox.solver import NET_FIELDS, Solver, prefix_name
 from caffebox_layers.params import parse_param_str  # the in-image parser: one reading
 
 SWEEP_FILE = "sweep.json"
+# Each grid point's snapshots (and their run records) in its own folder under the sweep.
+SNAPSHOTS = "snapshots"
 _SAFE = re.compile(r"[^A-Za-z0-9.+-]+")
 
 
@@ -153,7 +155,7 @@ def write_variants(solver: Solver, settings: list[Setting], root: Path) -> list[
                     for v in params.all(name)
                 ]  # fmt: skip
         prefix = prefix_name(base) or "caffe"
-        params["snapshot_prefix"] = [str((folder / "snapshots" / prefix).relative_to(solver.cwd))]
+        params["snapshot_prefix"] = [str((folder / SNAPSHOTS / prefix).relative_to(solver.cwd))]
         solver_file = folder / "solver.prototxt"
         solver_file.write_text(prototxt.format(params))
         variants.append(Variant(values=values, folder=folder, solver_file=solver_file))
@@ -162,12 +164,7 @@ def write_variants(solver: Solver, settings: list[Setting], root: Path) -> list[
 
 def latest_record(variant: Variant) -> dict[str, Any] | None:
     """The newest run.json under the variant's snapshots, or None."""
-    found = sorted(variant.folder.glob("snapshots/*.runs/*/run.json"))
-    if not found:
-        return None
-    meta = json.loads(found[-1].read_text())
-    meta["record"] = str(found[-1].parent)
-    return meta
+    return records.latest_meta(variant.folder / SNAPSHOTS)
 
 
 def cpu_slots(parallel: int, cpus: int | None = None) -> list[str]:

@@ -18,7 +18,7 @@ from typing import TextIO
 
 import docker
 
-from caffebox import gpus, locks, records, runs
+from caffebox import gpus, locks, plots, records, runs
 from caffebox import solver as solverlib
 from caffebox.caffelog import TrainingLog
 from caffebox.errors import CaffeboxError
@@ -343,5 +343,6 @@ def run_recorded(
                 exit_code=code,
                 outcome=message,
             )
+            plots.plot_record(record.folder)
             out.write(f"caffebox: run record: {record.folder}\n")
     return code, message

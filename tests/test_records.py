@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import builtins
+import hashlib
 import json
 
 import pytest
@@ -35,17 +36,23 @@ def project(tmp_path):
     return solver.load("solver.prototxt", tmp_path)
 
 
+def _sha(path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
 def _record(project, lines=LOG):
     log = caffelog.TrainingLog()
     for n, line in enumerate(lines):
         log.feed(line, seconds=n * 0.5)
     record = records.Record.create(project)
     record.log.write("\n".join(lines))
-    return records.finish(
+    folder = records.finish(
         record, solver=project, command=["caffebox", "train", "solver.prototxt"],
         container_command=["caffe", "train"], image={"name": "img"}, layer_dirs=[],
         log=log, exit_code=0, outcome="",
     )  # fmt: skip
+    plots.plot_record(folder)  # what training does after finish
+    return folder
 
 
 def test_record_has_log_csv_json_and_plot(project):
@@ -58,8 +65,8 @@ def test_record_has_log_csv_json_and_plot(project):
     assert rows[2]["test/accuracy"] == 0.91 and rows[2]["test/loss"] == 0.3
     meta = json.loads((folder / "run.json").read_text())
     assert meta["final"] == {"loss": 0.2, "test": {"accuracy": 0.91, "loss": 0.3}}
-    assert meta["solver"]["path"] == "solver.prototxt" and len(meta["solver"]["sha256"]) == 64
-    assert meta["nets"] == {"net.prototxt": meta["nets"]["net.prototxt"]}
+    assert meta["solver"] == {"path": "solver.prototxt", "sha256": _sha(project.path)}
+    assert meta["nets"] == {"net.prototxt": _sha(project.cwd / "net.prototxt")}
     assert (folder / "train.log").read_text().startswith("I1126")
     _assert_curves(folder / "curves.png")
 
@@ -85,7 +92,7 @@ def test_plot_compares_runs(project, tmp_path):
     second = _record(project, [line.replace("= 0.2", "= 0.4") for line in LOG])
     out = plots.plot([first, second], tmp_path / "both.png")
     _assert_curves(out)
-    assert plots.find_records(project.cwd / "snaps") == [first, second]
+    assert records.find(project.cwd / "snaps") == [first, second]
 
 
 def test_without_matplotlib_the_csv_is_still_written(project, monkeypatch):
