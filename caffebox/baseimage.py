@@ -21,6 +21,7 @@ import docker
 from caffebox.engine import image_exists
 from caffebox.errors import CaffeboxError
 
+# The mirror setting's default (caffebox.settings), for callers without settings.
 DEFAULT_MIRROR = "http://deb.debian.org/debian"
 
 # What a tag such as debian:bookworm-slim means to debootstrap.

@@ -542,11 +542,10 @@ def plot(c: Context, runs: str, out: str = "curves.png") -> None:
 @friendly
 def publish(c: Context, image: str = "", registry: str = "", dry_run: bool = False) -> None:
     """Push an image under every tag of the scheme (cpu, cpu-bvlc9b89154-py3.11, ...)."""
-    from caffebox import engine
-    from caffebox import registry as registries
+    from caffebox import engine, publishing
 
     s = _settings(c)
-    registries.publish(engine.connect(), image or s.image, registry or s.registry, dry_run=dry_run)
+    publishing.publish(engine.connect(), image or s.image, registry or s.registry, dry_run=dry_run)
 
 
 @task(
@@ -558,18 +557,17 @@ def publish(c: Context, image: str = "", registry: str = "", dry_run: bool = Fal
 @friendly
 def pull(c: Context, image: str = "") -> None:
     """Pull an image from the registry setting (or a full reference), with progress."""
-    from caffebox import engine
-    from caffebox import registry as registries
+    from caffebox import engine, publishing
 
     s = _settings(c)
     name = image or s.image
-    remote = registries.remote_for(name, s.registry)
+    remote = publishing.remote_for(name, s.registry)
     if not remote:
         raise CaffeboxError(
             f"Nowhere to pull {name} from: set the registry setting (e.g. "
             "INVOKE_CAFFEBOX_REGISTRY=ghcr.io/my-org/caffebox) or name a full reference."
         )
-    registries.pull(engine.connect(), remote, name)
+    publishing.pull(engine.connect(), remote, name)
     print(f"caffebox: {name} is here (from {remote})")
 
 

@@ -34,3 +34,10 @@ def image_exists(client: docker.DockerClient, name: str) -> bool:
     except docker.errors.ImageNotFound:
         return False
     return True
+
+
+def has_own_init(client: docker.DockerClient, name: str) -> bool:
+    """True when the image's entrypoint is an init (caffebox images: tini), so the engine
+    need not add one (Podman's needs catatonit on the host for that)."""
+    entry = (client.images.get(name).attrs.get("Config") or {}).get("Entrypoint") or []
+    return bool(entry) and entry[0].rsplit("/", 1)[-1] in ("tini", "tini-static", "catatonit")

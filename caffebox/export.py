@@ -23,6 +23,7 @@ from typing import IO, Any
 
 import docker
 
+from caffebox import templates
 from caffebox.errors import CaffeboxError
 
 ENTRY = "usr/bin/caffebox-run"
@@ -61,75 +62,24 @@ def entry_script(
     search: Iterable[str] = CUDA_SEARCH,
     wheel_globs: Iterable[str] = WHEEL_GLOBS,
 ) -> str:
-    """The `caffebox-run` shell script: the image's ENV, a usable HOME, the host's CUDA."""
-    lines = [
-        "#!/bin/sh",
-        f"# caffebox-run: made by 'caffebox export' from {image}.",
-        "# Sets what the image's ENV sets, then runs the command: caffebox-run caffe train ...",
-        "set -e",
-    ]
+    """The `caffebox-run` shell script: the image's ENV (PYTHONPATH after the user's), a
+    usable HOME, --layers, the host's CUDA (caffebox/templates/caffebox-run*.sh)."""
+    exports = []
     for item in env:
         name, _, value = item.partition("=")
         if name == "PYTHONPATH":
             # The tutorial's PYTHONPATH=/path/to:$PYTHONPATH caffe train: the user's first.
-            lines.append(f'export PYTHONPATH="${{PYTHONPATH:+$PYTHONPATH:}}"{shlex.quote(value)}')
+            exports.append(f'export PYTHONPATH="${{PYTHONPATH:+$PYTHONPATH:}}"{shlex.quote(value)}')
         elif name and name not in ("HOME", "HOSTNAME"):
-            lines.append(f"export {name}={shlex.quote(value)}")
-    lines += [
-        "export PYTHONUNBUFFERED=1",
-        "# An arbitrary uid may have no home, or an unwritable one.",
-        'if [ -z "${HOME:-}" ] || [ ! -d "$HOME" ] || [ ! -w "$HOME" ]; then',
-        '    export HOME="${TMPDIR:-/tmp}"',
-        "fi",
-    ]
+            exports.append(f"export {name}={shlex.quote(value)}")
+    cuda = ""
     if cuda_from_host:
-        lines += _cuda_lines(search, wheel_globs)
-    lines += ['exec "$@"', ""]
-    return "\n".join(lines)
-
-
-def _cuda_lines(search: Iterable[str], wheel_globs: Iterable[str]) -> list[str]:
-    """Every folder holding a CUDA library joins LD_LIBRARY_PATH, not only the first with
-    cudart: a host's /usr/local/cuda has cudart and cuBLAS but seldom cuDNN or NCCL, which
-    then come from NVIDIA's wheels. Folders already on LD_LIBRARY_PATH keep their place."""
-    names = ("cudart", "cublas", "cudnn", "curand", "nccl")
-    libs = " ".join(f'"$1"/lib{name}.so*' for name in names)
-    return [
-        "# This export has no CUDA libraries: take the host's (bind them in).",
-        'if [ -z "${CAFFEBOX_QUIET:-}" ]; then say() { echo "caffebox-run: $*" >&2; }; '
-        "else say() { :; }; fi",
-        f'has_cuda() {{ for f in {libs}; do [ -e "$f" ] && return 0; done; return 1; }}',
-        "taken=; given=",
-        "IFS_SAVED=$IFS; IFS=:; for d in ${LD_LIBRARY_PATH:-}; do",
-        '    if has_cuda "$d"; then taken="$taken:$d:"; given="$given${given:+:}$d"; fi',
-        "done; IFS=$IFS_SAVED",
-        'if [ -n "$given" ]; then say "CUDA libraries from LD_LIBRARY_PATH: $given"; fi',
-        "take() {  # $1: what to call them; the rest: folders",
-        "    what=$1; shift; new=",
-        '    for d in "$@"; do',
-        '        case "$taken" in *":$d:"*) continue ;; esac',
-        '        if [ -d "$d" ] && has_cuda "$d"; then',
-        '            taken="$taken:$d:"; new="$new${new:+:}$d"',
-        "        fi",
-        "    done",
-        '    if [ -n "$new" ]; then',
-        '        export LD_LIBRARY_PATH="${LD_LIBRARY_PATH:+$LD_LIBRARY_PATH:}$new"',
-        '        say "CUDA libraries from $what$new"',
-        "    fi",
-        "}",
-        f"take '' {' '.join(search)}",
-        f'take "NVIDIA\'s pip wheels: " {" ".join(wheel_globs)}',
-        "cudart=; IFS=:; for d in $LD_LIBRARY_PATH; do",
-        '    if ls "$d"/libcudart.so* >/dev/null 2>&1; then cudart=$d; fi',
-        "done; IFS=$IFS_SAVED",
-        'if [ -z "$cudart" ]; then',
-        '    echo "caffebox-run: this export has no CUDA libraries (--without-cuda-libs) and '
-        "none were found: not in LD_LIBRARY_PATH, /usr/local/cuda, or NVIDIA's pip wheels "
-        "(bind e.g. site-packages/nvidia at /opt/nvidia). Bind the host's CUDA 'lib' "
-        'folder into the container and set LD_LIBRARY_PATH to it." >&2',
-        "    exit 127",
-        "fi",
-    ]
+        names = ("cudart", "cublas", "cudnn", "curand", "nccl", "nvrtc")
+        cuda = templates.render(
+            "caffebox-run-cuda.sh", libs=" ".join(f'"$1"/lib{n}.so*' for n in names),
+            search=" ".join(search), wheel_globs=" ".join(wheel_globs),
+        ).rstrip("\n")  # fmt: skip
+    return templates.render("caffebox-run.sh", image=image, env="\n".join(exports), cuda=cuda)
 
 
 class _ChunkReader(io.RawIOBase):

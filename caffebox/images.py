@@ -22,7 +22,7 @@ from typing import Any, TextIO
 
 import docker
 
-from caffebox import __version__, makeconfig, paths
+from caffebox import __version__, makeconfig, paths, templates
 from caffebox.errors import CaffeboxError
 from caffebox.runs import RUN_LABEL
 from caffebox.source import CaffeSource
@@ -207,14 +207,7 @@ def _build_hint(text: str, buildargs: dict[str, str]) -> str:
 
 def read_versions(client: docker.DockerClient, image: str) -> dict[str, str]:
     """Python, numpy and Caffe commit as installed in `image` (a throwaway container)."""
-    script = (
-        "import glob, platform, numpy; print('PYTHON_VERSION=' + platform.python_version()); "
-        "print('NUMPY_VERSION=' + numpy.__version__); "
-        "print(open('/opt/caffe/build-info.env').read()); "
-        "found = sorted(glob.glob('/usr/lib*/**/libcudnn.so.*', recursive=True) + "
-        "glob.glob('/usr/local/cuda*/lib*/libcudnn.so.*')); "
-        "print('CUDNN_VERSION=' + (found[0].split('.so.')[1].split('.')[0] if found else ''))"
-    )
+    script = templates.text("read_versions.py")
     raw = client.containers.run(
         image, ["python3", "-c", script], remove=True, network_mode="none", entrypoint=[],
         labels={RUN_LABEL: "1"},
@@ -369,12 +362,6 @@ CUDA_OFFLINE_BASES = {
 }
 
 
-def runtime_tag_of(tag: str) -> str:
-    """The runtime base's tag beside an offline devel base's: caffebox/cuda-offline:13 ->
-    caffebox/cuda-offline:13-runtime."""
-    return tag_beside(tag, "runtime")
-
-
 def build_cuda_offline_base(
     client: docker.DockerClient,
     tag: str,
@@ -399,7 +386,8 @@ def build_cuda_offline_base(
         tar.add(str(paths.DOCKER_DIR), arcname="docker")
         _add_bytes(tar, "build/ca-certificates.crt", _read_certificates(ca_certificates))
     for target in targets:
-        name = runtime_tag_of(tag) if target == "runtime" else tag
+        # The runtime base beside the devel one: caffebox/cuda-offline:13-runtime.
+        name = tag_beside(tag, "runtime") if target == "runtime" else tag
         out.write(f"caffebox: building the offline CUDA base {name} on {base_image}\n")
         _stream_build(
             client, buf, tag=name, target=target, buildargs={"BASE_IMAGE": base_image},

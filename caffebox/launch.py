@@ -21,7 +21,7 @@ from caffebox import building, engine, gpus, runs, training
 from caffebox import solver as solverlib
 from caffebox.errors import CaffeboxError
 from caffebox.progress import ProgressBar
-from caffebox.registry import ensure_image
+from caffebox.publishing import ensure_image
 
 
 @dataclass(frozen=True)
@@ -77,6 +77,12 @@ def ready(
     return variant
 
 
+def _init(client: docker.DockerClient, spec: runs.RunSpec) -> runs.RunSpec:
+    """The engine's init only where the image has none of its own."""
+    spec.init = not engine.has_own_init(client, spec.image)
+    return spec
+
+
 def run_program(
     target: Target,
     spec: runs.RunSpec,
@@ -86,7 +92,7 @@ def run_program(
     """A program in the image (python, gradcheck, test-layers, run, time); its exit status."""
     client = engine.connect()
     ready(client, target, spec.gpus, out=out)
-    result = runs.run(client, spec, watch=watch, out=out)
+    result = runs.run(client, _init(client, spec), watch=watch, out=out)
     missing = runs.missing_command(result, spec)
     if missing:
         raise CaffeboxError(missing, exit_code=result.exit_code)
@@ -99,6 +105,7 @@ def train(target: Target, plan: training.TrainPlan, out: TextIO = sys.stdout) ->
     with plan.lock():
         client = engine.connect()
         ready(client, target, plan.spec.gpus, plan.solver, out=out)
+        _init(client, plan.spec)
         return training.run_recorded(client, plan, out=out)
 
 
@@ -111,4 +118,5 @@ def train_ready(
 ) -> tuple[int, str]:
     """One of several runs on an image `ready` has checked (a sweep's variants)."""
     with plan.lock():
+        _init(client, plan.spec)
         return training.run_recorded(client, plan, out=out, caught=caught, progress=progress)

@@ -156,15 +156,15 @@ def _format_value(value: Value) -> str:
     return f'"{text}"'
 
 
-def format(msg: Message, indent: int = 0) -> str:
-    """Protobuf text format for a Message: parse(format(m)) == m (comments are not kept)."""
+def to_text(msg: Message, indent: int = 0) -> str:
+    """Protobuf text format for a Message: parse(to_text(m)) == m (comments are not kept)."""
     pad = "  " * indent
     lines = []
     for name, values in msg.items():
         for value in values:
             if isinstance(value, Message):
                 lines.append(f"{pad}{name} {{")
-                body = format(value, indent + 1)
+                body = to_text(value, indent + 1)
                 if body:
                     lines.append(body.rstrip("\n"))
                 lines.append(f"{pad}}}")

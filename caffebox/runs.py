@@ -53,6 +53,8 @@ class RunSpec:
     gpus: list[str] = field(default_factory=list)
     # CPUs the container may use ('0-1'), for runs side by side; '' = all.
     cpuset: str = ""
+    # Ask the engine for its init: for images without their own (caffebox images run tini).
+    init: bool = True
 
 
 def check_layer_dirs(dirs: Iterable[str | os.PathLike[str]], cwd: Path) -> list[Path]:
@@ -125,9 +127,10 @@ def container_options(spec: RunSpec) -> dict[str, Any]:
         "working_dir": str(spec.cwd),
         "mounts": mounts(spec),
         "environment": env,
-        # An init as PID 1: Caffe's own crash handlers (double free, CHECK) then end the
-        # container instead of hanging in PID 1's signal semantics, and signals reach it.
-        "init": True,
+        # An init as PID 1 (the image's tini, else the engine's): Caffe's own crash
+        # handlers (double free, CHECK) then end the container instead of hanging in PID 1's
+        # signal semantics, and signals reach it.
+        "init": spec.init,
         "network_mode": "none",
         "security_opt": ["no-new-privileges"],
         "cap_drop": ["ALL"],

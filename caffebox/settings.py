@@ -12,12 +12,11 @@ from typing import Any
 
 import yaml
 
-from caffebox.baseimage import DEFAULT_MIRROR
 from caffebox.errors import CaffeboxError
 
 DEFAULTS: dict[str, Any] = {
     "caffebox": {
-        # The image `train`, `shell` and friends run.
+        # The image `train`, `run`, `python` and the other tasks that start a container run.
         "image": "caffebox:cpu",
         "cpu_image": "caffebox:cpu",
         "gpu_image": "caffebox:gpu",
@@ -40,7 +39,7 @@ DEFAULTS: dict[str, Any] = {
         # ghcr.io/my-org/caffebox): a missing image is pulled from here before any build.
         "registry": "",
         # Debian mirror for `base-image` when the base cannot be pulled.
-        "debian_mirror": DEFAULT_MIRROR,
+        "debian_mirror": "http://deb.debian.org/debian",
     }
 }
 

@@ -14,8 +14,9 @@ import sys
 import time
 from pathlib import Path
 
+from caffebox import templates
 from caffebox.errors import CaffeboxError
-from caffebox.sweeps import Variant
+from caffebox.grid import GridPoint
 
 SCRIPT = "array.sbatch"
 # States in which a task still holds or waits for a node.
@@ -34,7 +35,7 @@ def _tool(name: str, args: list[str]) -> subprocess.CompletedProcess:
 
 def script(
     root: Path,
-    variants: list[Variant],
+    variants: list[GridPoint],
     indices: list[int],
     cwd: Path,
     train_args: list[str],
@@ -43,36 +44,15 @@ def script(
     """The sbatch script: task N trains variant N with `python -m caffebox train`."""
     solvers = " ".join(shlex.quote(str(v.solver_file.relative_to(cwd))) for v in variants)
     args = " ".join(shlex.quote(a) for a in train_args)
-    return f"""#!/bin/bash
-#SBATCH --job-name=caffebox-{root.name}
-#SBATCH --array={",".join(map(str, indices))}
-#SBATCH --output={root}/slurm-%A_%a.out
-#SBATCH --chdir={cwd}
-# Written by caffebox sweep --slurm: one task per variant of {root.name}.
-set -euo pipefail
-solvers=({solvers})
-solver=${{solvers[$SLURM_ARRAY_TASK_ID]}}
-# The node's Docker engine, or Podman's Docker-compatible socket where Docker is absent.
-if [ -z "${{DOCKER_HOST:-}}" ] && [ ! -S /var/run/docker.sock ]; then
-    user_sock="${{XDG_RUNTIME_DIR:-/run/user/$(id -u)}}/podman/podman.sock"
-    for sock in "$user_sock" /run/podman/podman.sock; do
-        if [ -S "$sock" ]; then export DOCKER_HOST="unix://$sock"; break; fi
-    done
-fi
-# A GPU from --gres=gpu:N: Slurm sets CUDA_VISIBLE_DEVICES to the node's GPU numbers.
-gpu=()
-if [ -n "${{CUDA_VISIBLE_DEVICES:-}}" ] && [ -n "${{SLURM_JOB_GPUS:-}}${{SLURM_STEP_GPUS:-}}" ]
-then
-    gpu=(--gpu "$CUDA_VISIBLE_DEVICES")
-fi
-echo "caffebox sweep: task $SLURM_ARRAY_TASK_ID on $(hostname): $solver"
-exec {shlex.quote(python)} -m caffebox train "$solver" --overwrite {args} "${{gpu[@]}}"
-"""
+    return templates.render(
+        SCRIPT, name=root.name, indices=",".join(map(str, indices)), root=str(root),
+        cwd=str(cwd), solvers=solvers, python=shlex.quote(python), train_args=args,
+    )  # fmt: skip
 
 
 def submit(
     root: Path,
-    variants: list[Variant],
+    variants: list[GridPoint],
     indices: list[int],
     cwd: Path,
     train_args: list[str],
@@ -92,8 +72,9 @@ def submit(
 
 
 def task_states(job: str) -> dict[int, str]:
-    """Array task -> state: scontrol (queued, running, and finished for MinJobAge),
-    then sacct where the cluster keeps accounting."""
+    """Array task -> state: sacct where the cluster keeps accounting (every task, finished
+    ones included), then scontrol over it (queued and running tasks, and finished ones for
+    MinJobAge), whose state is the newer one where both answer."""
     states: dict[int, str] = {}
     done = _tool("sacct", ["-j", job, "-n", "-P", "-X", "-o", "JobID,State"])
     if done.returncode == 0:

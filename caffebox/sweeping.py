@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TextIO
 
-from caffebox import engine, gpus, launch, plots, runs, slurm, sweeps, training
+from caffebox import engine, gpus, grid, launch, plots, runs, slurm, training
 from caffebox import solver as solverlib
 from caffebox.errors import CaffeboxError
 from caffebox.progress import ProgressBar
@@ -35,36 +35,36 @@ class SweepOptions:
 
 def _prepare(
     options: SweepOptions, cwd: Path
-) -> tuple[solverlib.Solver, Path, list[sweeps.Variant], list[int]]:
+) -> tuple[solverlib.Solver, Path, list[grid.GridPoint], list[int]]:
     """The solver, the sweep folder, every variant, and the indices still to run."""
     if not options.settings:
         raise CaffeboxError(
             "A sweep needs at least one --set NAME=V1,V2, e.g. --set base_lr=0.01,0.05."
         )
-    settings = [sweeps.parse_setting(s) for s in options.settings]
+    settings = [grid.parse_setting(s) for s in options.settings]
     solver = solverlib.load(options.solver, cwd)
     if solver.max_iter <= 0:
         raise CaffeboxError(f"{solver.path} has no positive max_iter: nothing to sweep.")
-    root = sweeps.sweep_root(solver, settings)
-    if (root / sweeps.SWEEP_FILE).exists() and not options.resume:
+    root = grid.sweep_root(solver, settings)
+    if (root / grid.SWEEP_FILE).exists() and not options.resume:
         raise CaffeboxError(
             f"A sweep of this grid exists in {root}. Finish it with --resume, show it with "
             f"'caffebox sweep --status {root.relative_to(cwd)}', or move it away to start over."
         )
     root.mkdir(parents=True, exist_ok=True)
-    variants = sweeps.write_variants(solver, settings, root)
-    sweeps.save(root, solver, settings, variants)
+    variants = grid.write_variants(solver, settings, root)
+    grid.save(root, solver, settings, variants)
     todo = [
         i for i, v in enumerate(variants)
-        if not (options.resume and (sweeps.latest_record(v) or {}).get("exit_code") == 0)
+        if not (options.resume and (grid.latest_record(v) or {}).get("exit_code") == 0)
     ]  # fmt: skip
     return solver, root, variants, todo
 
 
-def _report(root: Path, variants: list[sweeps.Variant], rows: list[sweeps.Row] | None,
+def _report(root: Path, variants: list[grid.GridPoint], rows: list[grid.Row] | None,
             out: TextIO) -> int:  # fmt: skip
-    rows = rows or [sweeps.Row(v, sweeps.latest_record(v)) for v in variants]
-    out.write(sweeps.table(rows) + "\n")
+    rows = rows or [grid.Row(v, grid.latest_record(v)) for v in variants]
+    out.write(grid.table(rows) + "\n")
     for row in rows:
         if row.error:
             out.write(f"caffebox: {row.variant.name}: {row.error}\n")
@@ -90,7 +90,7 @@ def sweep(options: SweepOptions, out: TextIO = sys.stdout) -> int:
         for folder in options.layer_dirs:
             train_args += ["--layers", folder]
         job = slurm.submit(root, variants, todo, cwd, train_args, options.slurm_args)
-        sweeps.add_to_file(root, slurm_job=job)
+        grid.add_to_file(root, slurm_job=job)
         out.write(f"caffebox: submitted Slurm job array {job} ({len(todo)} tasks); "
                   f"'caffebox sweep --status {root.relative_to(cwd)}' shows it\n")  # fmt: skip
         if not options.wait:
@@ -107,11 +107,11 @@ def sweep(options: SweepOptions, out: TextIO = sys.stdout) -> int:
     launch.ready(client, options.target or launch.Target(options.image), gpu_list, solver, out)
     parallel = options.parallel or (len(gpu_list) or max(1, (os.cpu_count() or 2) // 2))
     parallel = max(1, min(parallel, len(todo) or 1))
-    slots = sweeps.cpu_slots(parallel)
+    slots = grid.cpu_slots(parallel)
     printing = threading.Lock()
     devnull = open(os.devnull, "w")
 
-    def run_one(variant: sweeps.Variant, slot: int, index: int, caught: list[int]) -> str:
+    def run_one(variant: grid.GridPoint, slot: int, index: int, caught: list[int]) -> str:
         started = any(".solverstate" in p.name for p in
                       solverlib.load(variant.solver_file, cwd).existing_snapshots())  # fmt: skip
         plan = training.plan(training.TrainOptions(
@@ -136,10 +136,10 @@ def sweep(options: SweepOptions, out: TextIO = sys.stdout) -> int:
         return "" if code == 0 else message
 
     with runs.caught_signals() as caught:
-        rows = sweeps.Runner(run_one, parallel).run([variants[i] for i in todo], caught)
+        rows = grid.Runner(run_one, parallel).run([variants[i] for i in todo], caught)
     devnull.close()
     by_folder = {r.variant.folder: r for r in rows}
-    all_rows = [by_folder.get(v.folder) or sweeps.Row(v, sweeps.latest_record(v)) for v in variants]
+    all_rows = [by_folder.get(v.folder) or grid.Row(v, grid.latest_record(v)) for v in variants]
     code = _report(root, variants, all_rows, out)
     if caught:
         again = " ".join(
@@ -160,9 +160,9 @@ def _states_line(states: dict[int, str]) -> str:
 def status(options: SweepOptions, out: TextIO = sys.stdout) -> int:
     """The Slurm array's state (if any) and the table of the finished runs."""
     root = Path(options.solver).resolve()
-    meta = sweeps.load(root)
+    meta = grid.load(root)
     variants = [
-        sweeps.Variant(
+        grid.GridPoint(
             values=item["values"],
             folder=root / item["folder"],
             solver_file=root / item["folder"] / "solver.prototxt",

@@ -61,24 +61,14 @@ stub_gdal() {
         echo "caffebox: $soname gives $(echo "$syms" | wc -w) symbols of kinds '$kinds': the real one stays"
         return 0
     fi
-    {
-        echo '#include <stdio.h>'
-        echo 'static void say(const char *name) {'
-        echo '    static int said;'
-        echo '    if (said++) return;'
-        echo "    fprintf(stderr, \"caffebox: %s: this image's $soname is a stub, so OpenCV cannot read\""
-        echo '        " NITF or DTED files (or any file with IMREAD_LOAD_GDAL). To use GDAL, remove"'
-        echo "        \" /opt/caffe/lib/deps/$soname and install GDAL.\\n\", name);"
-        echo '}'
-        for sym in $syms; do
-            case "$sym" in
-            GDALOpen*) echo "long $sym(void) { say(\"$sym\"); return 0; }" ;;
-            *) echo "long $sym(void) { return 0; }" ;;
-            esac
-        done
-    } > /tmp/caffebox-gdal-stub.c
-    gcc -shared -fPIC -O2 -Wl,-soname,"$soname" -Wl,--no-undefined \
-        -o "$deps/$soname" /tmp/caffebox-gdal-stub.c
+    for sym in $syms; do
+        case "$sym" in
+        GDALOpen*) echo "OPENS($sym)" ;;
+        *) echo "NOTHING($sym)" ;;
+        esac
+    done > /tmp/caffebox/gdal-stub-symbols.h
+    gcc -shared -fPIC -O2 -Wl,-soname,"$soname" -Wl,--no-undefined -DSONAME="\"$soname\"" \
+        -I/tmp/caffebox -o "$deps/$soname" "$(dirname "$0")/gdal-stub.c"
     local pkg
     pkg=$(dpkg -S "$(readlink -f "$gdal")" 2>/dev/null | head -1 | cut -d: -f1 || true)
     echo "$soname caffebox-stub-of-${pkg:-libgdal} $(dpkg-query -W -f '${Version}' "$pkg" 2>/dev/null || echo unknown)" \
@@ -100,6 +90,7 @@ while read -r lib; do
         echo "$lib $name"
     done
 done < /tmp/caffebox-libs > /tmp/caffebox-names
+# shellcheck disable=SC2062  # the patterns come from stdin (-f -); the glob names files
 cut -d' ' -f2 /tmp/caffebox-names | sort -u | grep -Fx -f - /var/lib/dpkg/info/*.list \
     | awk -F '[.]list:' '{pkg = $1; sub(".*/", "", pkg); sub(":.*", "", pkg); print pkg, $2}' \
     > /tmp/caffebox-owners || true

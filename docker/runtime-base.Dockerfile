@@ -1,5 +1,6 @@
 # caffebox's runtime base: what the runtime takes from the distribution as packages,
-# Python and what pycaffe imports (graphviz's dot: caffe.draw and draw_net.py write PNGs).
+# Python and what pycaffe imports (graphviz's dot: caffe.draw and draw_net.py write PNGs),
+# and tini, the image's own init (its entrypoint: no engine's init binary needed).
 # Debian's own python3-numpy: pycaffe is compiled against
 # it (numpy 1.x) and does not import under numpy 2, so build and runtime numpy are the same
 # package.
@@ -17,6 +18,6 @@ ARG DEBIAN_FRONTEND=noninteractive
 RUN echo force-unsafe-io > /etc/dpkg/dpkg.cfg.d/caffebox-unsafe-io \
     && apt-get update && apt-get install -y --no-install-recommends \
         python3 python3-numpy python3-protobuf python3-pydot python3-pytest python3-six \
-        python3-yaml graphviz \
+        python3-yaml graphviz tini \
     && find /usr/lib/python3/dist-packages -depth -type d -name tests -exec rm -rf {} + \
     && apt-get clean && rm -rf /var/lib/apt/lists/* /etc/dpkg/dpkg.cfg.d/caffebox-unsafe-io

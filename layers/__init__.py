@@ -1,10 +1,11 @@
-"""caffebox's Python layers package, importable as `layers` inside every image.
+"""caffebox's Python layers package, importable as `caffebox_layers` on the host and in
+every image (the checkout keeps it in layers/; your own package may be called `layers`).
 
 Layer modules (``caffebox_layers.data`` ...) import caffe; this package itself does not,
 so its helpers work on any machine:
 
 - ``caffebox_layers.params``: one parser for ``param_str`` (dict literal, JSON or YAML).
-- ``layers.check_gradient``: the numerical gradient check (``caffebox_layers.testing``).
+- ``caffebox_layers.check_gradient``: the numerical gradient check (``.testing``).
 
 Library layers: ``caffebox_layers.data.ArrayData``, ``caffebox_layers.losses.EuclideanLoss``,
 ``caffebox_layers.affine.ChannelAffine``, ``caffebox_layers.stats.MovingAverage``.

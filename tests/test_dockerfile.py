@@ -268,4 +268,4 @@ def test_no_two_stages_start_alike():
      ("localhost:5000/cuda", "localhost:5000/cuda:runtime")],
 )  # fmt: skip
 def test_offline_cuda_runtime_base_sits_beside_devel(tag, runtime):
-    assert images.runtime_tag_of(tag) == runtime
+    assert images.tag_beside(tag, "runtime") == runtime

@@ -77,6 +77,31 @@ def test_entry_sets_the_image_env_and_a_usable_home(tmp_path):
     assert done.stdout.strip() == "/opt/caffe/bin:/usr/bin:/bin|it's $x|/tmp"
 
 
+@pytest.mark.parametrize(
+    ("args", "host", "want"),
+    [([], "", "/opt/caffe/python:/opt/caffebox"),
+     ([], "/u:/v", "/u:/v:/opt/caffe/python:/opt/caffebox"),  # the tutorial's PYTHONPATH=...
+     (["--layers", "/a", "--layers=/b", "--"], "/u", "/a:/b:/u:/opt/caffe/python:/opt/caffebox")],
+)  # fmt: skip
+def test_entry_keeps_the_users_pythonpath_first(tmp_path, args, host, want):
+    """caffebox-run once overwrote PYTHONPATH with the image's: BVLC's pyloss example then
+    failed with ModuleNotFoundError under ch-run."""
+    script = _script(tmp_path, ["PYTHONPATH=/opt/caffe/python:/opt/caffebox"], False)
+    env = {"PATH": "/usr/bin:/bin", **({"PYTHONPATH": host} if host else {})}
+    done = subprocess.run([str(script), *args, "sh", "-c", 'echo "$PYTHONPATH"'], env=env,
+                          capture_output=True, text=True)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == want
+
+
+def test_entry_help_and_no_program(tmp_path):
+    script = _script(tmp_path, ["PATH=/usr/bin:/bin"], False)
+    done = subprocess.run([str(script), "--help"], capture_output=True, text=True)
+    assert done.returncode == 0 and "--layers DIR" in done.stdout
+    done = subprocess.run([str(script)], capture_output=True, text=True)
+    assert done.returncode == 2 and "usage: caffebox-run" in done.stderr
+
+
 def test_entry_takes_cuda_from_ld_library_path_and_says_so(tmp_path):
     libs = tmp_path / "cuda"
     libs.mkdir()

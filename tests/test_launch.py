@@ -4,11 +4,12 @@ before any container starts (image found, pulled or built; variant and GPU check
 from __future__ import annotations
 
 import io
+from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
 
-from caffebox import engine, launch, sweeping
+from caffebox import engine, launch, runs, sweeping
 from caffebox import solver as solverlib
 from caffebox.errors import CaffeboxError
 
@@ -22,7 +23,9 @@ class FakeImages:
 
         if name not in self.engine.images_here:
             raise docker.errors.ImageNotFound(name)
-        return SimpleNamespace(labels={"io.caffebox.variant": self.engine.images_here[name]})
+        entry = ["/usr/bin/tini", "-g", "--"] if name.startswith("caffebox") else None
+        return SimpleNamespace(labels={"io.caffebox.variant": self.engine.images_here[name]},
+                               attrs={"Config": {"Entrypoint": entry}})  # fmt: skip
 
 
 class FakeEngine:
@@ -103,3 +106,15 @@ def test_the_sweep_gets_the_same_checks_as_train(tmp_path, monkeypatch):
     options.gpu, options.resume = "0", True
     with pytest.raises(CaffeboxError, match="--gpu was given, but caffebox:cpu is the CPU"):
         sweeping.sweep(options, out=io.StringIO())
+
+
+def test_the_engines_init_only_for_images_without_their_own():
+    """Podman's init needs catatonit on the host: caffebox images bring tini instead."""
+    client = FakeEngine({"caffebox:cpu": "cpu", "debian:12": ""})
+    assert engine.has_own_init(client, "caffebox:cpu")
+    assert not engine.has_own_init(client, "debian:12")
+    spec = runs.RunSpec(image="caffebox:cpu", command=["caffe"], cwd=Path("/tmp"))
+    assert launch._init(client, spec).init is False
+    assert runs.container_options(spec)["init"] is False
+    spec.image = "debian:12"
+    assert runs.container_options(launch._init(client, spec))["init"] is True

@@ -80,20 +80,20 @@ def test_any_text_parses_or_names_the_line(text):
 @given(st.lists(_PIECES, max_size=40).map("".join))
 @settings(max_examples=600, deadline=None)
 def test_format_round_trips(text):
-    """Sweeps write variants with format(): whatever parses must survive the round trip."""
-    from caffebox.prototxt import format
+    """Sweeps write variants with to_text(): whatever parses must survive the round trip."""
+    from caffebox.prototxt import to_text
 
     try:
         msg = parse(text)
     except ParseError:
         return
-    assert parse(format(msg)) == msg
+    assert parse(to_text(msg)) == msg
 
 
 def test_enums_stay_bare_and_strings_quoted():
-    from caffebox.prototxt import format
+    from caffebox.prototxt import to_text
 
-    text = format(parse('solver_mode: CPU lr_policy: "step" a: "q\\"x" b: 1e-05 c: true'))
+    text = to_text(parse('solver_mode: CPU lr_policy: "step" a: "q\\"x" b: 1e-05 c: true'))
     assert text.splitlines() == [
         "solver_mode: CPU", 'lr_policy: "step"', 'a: "q\\"x"', "b: 1e-05", "c: true",
     ]  # fmt: skip

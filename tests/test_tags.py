@@ -41,7 +41,7 @@ def test_source_slug():
 
 
 def test_references():
-    from caffebox.registry import has_registry, remote_for, split_reference
+    from caffebox.publishing import has_registry, remote_for, split_reference
 
     assert split_reference("127.0.0.1:5000/ns/caffebox:cpu") == (
         "127.0.0.1:5000/ns/caffebox",

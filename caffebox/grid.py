@@ -1,4 +1,4 @@
-"""Sweeps: a grid of solver and layer settings, each variant trained in its own folder.
+"""A sweep's grid: solver and layer settings, each grid point trained in its own folder.
 
     caffebox sweep solver.prototxt --set base_lr=0.01,0.05 --set loss.param_str.delta=0.5,1
 
@@ -60,7 +60,7 @@ def parse_setting(text: str) -> Setting:
 
 
 @dataclass
-class Variant:
+class GridPoint:
     """One point of the grid and where it lives."""
 
     values: dict[str, str]
@@ -115,7 +115,7 @@ def _set_layer(net: prototxt.Message, key: str, value: str) -> bool:
     return changed
 
 
-def write_variants(solver: Solver, settings: list[Setting], root: Path) -> list[Variant]:
+def write_variants(solver: Solver, settings: list[Setting], root: Path) -> list[GridPoint]:
     """Write every variant's solver (and nets) under `root`; returns them in grid order."""
     base = prototxt.parse_file(solver.path)
     nets = {p: prototxt.parse_file(p) for p in solver.net_files}
@@ -147,7 +147,7 @@ def write_variants(solver: Solver, settings: list[Setting], root: Path) -> list[
                 params[key] = [_typed(value, params.first(key))]
         for path in touched:
             target = folder / path.name
-            target.write_text(prototxt.format(changed_nets[path]))
+            target.write_text(prototxt.to_text(changed_nets[path]))
             for name in NET_FIELDS:
                 params[name] = [
                     str(target.relative_to(solver.cwd)) if (solver.cwd / str(v)).resolve() == path
@@ -157,12 +157,12 @@ def write_variants(solver: Solver, settings: list[Setting], root: Path) -> list[
         prefix = prefix_name(base) or "caffe"
         params["snapshot_prefix"] = [str((folder / SNAPSHOTS / prefix).relative_to(solver.cwd))]
         solver_file = folder / "solver.prototxt"
-        solver_file.write_text(prototxt.format(params))
-        variants.append(Variant(values=values, folder=folder, solver_file=solver_file))
+        solver_file.write_text(prototxt.to_text(params))
+        variants.append(GridPoint(values=values, folder=folder, solver_file=solver_file))
     return variants
 
 
-def latest_record(variant: Variant) -> dict[str, Any] | None:
+def latest_record(variant: GridPoint) -> dict[str, Any] | None:
     """The newest run.json under the variant's snapshots, or None."""
     return records.latest_meta(variant.folder / SNAPSHOTS)
 
@@ -181,7 +181,7 @@ def cpu_slots(parallel: int, cpus: int | None = None) -> list[str]:
 
 @dataclass
 class Row:
-    variant: Variant
+    variant: GridPoint
     meta: dict[str, Any] | None
     error: str = ""
 
@@ -231,7 +231,7 @@ def table(rows: list[Row]) -> str:
     return "\n".join([text[0], "  ".join("-" * w for w in widths), *text[1:]])
 
 
-def save(root: Path, solver: Solver, settings: list[Setting], variants: list[Variant]) -> None:
+def save(root: Path, solver: Solver, settings: list[Setting], variants: list[GridPoint]) -> None:
     meta = {
         "solver": str(solver.path.relative_to(solver.cwd)),
         "settings": {s.key: list(s.values) for s in settings},
@@ -266,12 +266,12 @@ class Runner:
         self.parallel = parallel
         self.lock = threading.Lock()
 
-    def run(self, variants: list[Variant], caught: list[int]) -> list[Row]:
+    def run(self, variants: list[GridPoint], caught: list[int]) -> list[Row]:
         slots = list(range(self.parallel))
         free = list(slots)
         rows: dict[int, Row] = {}
 
-        def job(index: int, variant: Variant) -> None:
+        def job(index: int, variant: GridPoint) -> None:
             with self.lock:
                 slot = free.pop(0)
             try:

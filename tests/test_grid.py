@@ -7,7 +7,7 @@ import shutil
 
 import pytest
 
-from caffebox import prototxt, slurm, sweeps
+from caffebox import grid, prototxt, slurm
 from caffebox import solver as solverlib
 from caffebox.errors import CaffeboxError
 
@@ -22,22 +22,22 @@ def digits(tmp_path):
 
 
 def test_parse_setting():
-    assert sweeps.parse_setting("base_lr=0.01, 0.1") == sweeps.Setting("base_lr", ("0.01", "0.1"))
-    assert sweeps.parse_setting("loss.param_str.delta=1").layer == "loss"
+    assert grid.parse_setting("base_lr=0.01, 0.1") == grid.Setting("base_lr", ("0.01", "0.1"))
+    assert grid.parse_setting("loss.param_str.delta=1").layer == "loss"
     for bad in ("base_lr", "=1", "base_lr="):
         with pytest.raises(CaffeboxError, match="NAME=VALUE"):
-            sweeps.parse_setting(bad)
+            grid.parse_setting(bad)
 
 
 def test_variants_change_copies_never_the_users_files(digits):
     before = fingerprint(digits.cwd / "examples")
     settings = [
-        sweeps.parse_setting("base_lr=0.01,0.1"),
-        sweeps.parse_setting("lr_policy=fixed"),
-        sweeps.parse_setting("digits.param_str.batch_size=32,64"),
+        grid.parse_setting("base_lr=0.01,0.1"),
+        grid.parse_setting("lr_policy=fixed"),
+        grid.parse_setting("digits.param_str.batch_size=32,64"),
     ]
-    root = sweeps.sweep_root(digits, settings)
-    variants = sweeps.write_variants(digits, settings, root)
+    root = grid.sweep_root(digits, settings)
+    variants = grid.write_variants(digits, settings, root)
     assert fingerprint(digits.cwd / "examples") == before
     assert len(variants) == 4 and len({v.folder for v in variants}) == 4
     first = variants[0]
@@ -63,41 +63,41 @@ def test_variants_change_copies_never_the_users_files(digits):
 
 def test_unknown_layer_is_named(digits):
     with pytest.raises(CaffeboxError, match="no layer named 'los'"):
-        sweeps.write_variants(digits, [sweeps.parse_setting("los.param_str.d=1")], digits.cwd)
+        grid.write_variants(digits, [grid.parse_setting("los.param_str.d=1")], digits.cwd)
 
 
 def test_same_grid_same_folder(digits):
-    a = [sweeps.parse_setting("base_lr=0.01,0.1")]
-    assert sweeps.sweep_root(digits, a) == sweeps.sweep_root(digits, list(a))
-    assert sweeps.sweep_root(digits, a) != sweeps.sweep_root(
-        digits, [sweeps.parse_setting("base_lr=0.01")]
+    a = [grid.parse_setting("base_lr=0.01,0.1")]
+    assert grid.sweep_root(digits, a) == grid.sweep_root(digits, list(a))
+    assert grid.sweep_root(digits, a) != grid.sweep_root(
+        digits, [grid.parse_setting("base_lr=0.01")]
     )
 
 
 def test_cpu_slots_share_the_cores():
-    assert sweeps.cpu_slots(1, cpus=2) == ["0-1"]
-    assert sweeps.cpu_slots(2, cpus=2) == ["0", "1"]
-    assert sweeps.cpu_slots(2, cpus=8) == ["0-3", "4-7"]
-    assert sweeps.cpu_slots(3, cpus=2) == ["0", "1", "0"]
+    assert grid.cpu_slots(1, cpus=2) == ["0-1"]
+    assert grid.cpu_slots(2, cpus=2) == ["0", "1"]
+    assert grid.cpu_slots(2, cpus=8) == ["0-3", "4-7"]
+    assert grid.cpu_slots(3, cpus=2) == ["0", "1", "0"]
 
 
 def test_table_sorts_by_the_test_metric(tmp_path):
     def row(lr, acc, code=0):
-        variant = sweeps.Variant({"base_lr": lr}, tmp_path / lr, tmp_path / lr / "s")
+        variant = grid.GridPoint({"base_lr": lr}, tmp_path / lr, tmp_path / lr / "s")
         meta = {"exit_code": code, "iterations": 300,
                 "final": {"loss": 0.1, "test": {"accuracy": acc, "loss": 0.2}}}  # fmt: skip
-        return sweeps.Row(variant, meta)
+        return grid.Row(variant, meta)
 
-    text = sweeps.table([row("0.01", 0.9), row("0.1", 0.97), row("1", float("nan"), 134)])
+    text = grid.table([row("0.01", 0.9), row("0.1", 0.97), row("1", float("nan"), 134)])
     lines = text.splitlines()
     assert lines[0].split() == ["variant", "exit", "iter", "loss", "test", "accuracy"]
     assert [line.split()[0] for line in lines[2:]] == ["base_lr=0.1", "base_lr=0.01", "base_lr=1"]
 
 
 def test_slurm_script(digits, tmp_path):
-    settings = [sweeps.parse_setting("base_lr=0.01,0.1,1")]
-    root = sweeps.sweep_root(digits, settings)
-    variants = sweeps.write_variants(digits, settings, root)
+    settings = [grid.parse_setting("base_lr=0.01,0.1,1")]
+    root = grid.sweep_root(digits, settings)
+    variants = grid.write_variants(digits, settings, root)
     text = slurm.script(root, variants, [0, 2], digits.cwd, ["--image", "caffebox:cpu"], "py")
     assert "#SBATCH --array=0,2" in text
     assert f"#SBATCH --chdir={digits.cwd}" in text

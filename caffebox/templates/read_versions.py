@@ -1,0 +1,15 @@
+"""Run inside a freshly built image (python3 -c): what the labels say about it."""
+
+import glob
+import platform
+
+import numpy
+
+print("PYTHON_VERSION=" + platform.python_version())
+print("NUMPY_VERSION=" + numpy.__version__)
+print(open("/opt/caffe/build-info.env").read())
+found = sorted(
+    glob.glob("/usr/lib*/**/libcudnn.so.*", recursive=True)
+    + glob.glob("/usr/local/cuda*/lib*/libcudnn.so.*")
+)
+print("CUDNN_VERSION=" + (found[0].split(".so.")[1].split(".")[0] if found else ""))
