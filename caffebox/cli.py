@@ -6,7 +6,9 @@ the work, and turn a CaffeboxError into one paragraph and a non-zero exit.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
+import inspect
 import os
 import shlex
 import sys
@@ -55,6 +57,14 @@ def split_args(text: str, what: str) -> list[str]:
         ) from None
 
 
+# The options every task that runs the image has (train, sweep and time say more).
+_RUN_HELP = {
+    "layers": "A folder to put on PYTHONPATH (read-only); repeatable.",
+    "image": "Image to run (setting image).",
+    "gpu": "GPUs to hand in: '0', '0,1' or 'all' (seen inside as 0..n-1; a gpu image).",
+}
+
+
 def _settings(c: Context) -> Any:
     return c.config.caffebox
 
@@ -94,25 +104,30 @@ _BUILD_HELP = {
 }
 
 
-@task(help=_BUILD_HELP)
-@friendly
-def build_cpu(
-    c: Context,
-    tag: str = "",
-    caffe_src: str = "",
-    caffe_repo: str = "",
-    caffe_ref: str = "",
-    jobs: int = 0,
-    no_cache: bool = False,
-) -> None:
-    """Build the CPU image: Caffe compiled WITH_PYTHON_LAYER := 1, CPU_ONLY, OpenBLAS."""
+def _build_task(variant: str, names: tuple[str, ...], help: dict[str, str], doc: str) -> Any:
+    """A build task whose options are BuildOptions' fields `names` (one list of them, in
+    caffebox.building, instead of one signature per task)."""
     from caffebox import building
 
-    options = building.BuildOptions(
-        tag=tag, caffe_src=caffe_src, caffe_repo=caffe_repo, caffe_ref=caffe_ref, jobs=jobs,
-        no_cache=no_cache,
-    )  # fmt: skip
-    building.build(_settings(c), "cpu", options)
+    @friendly
+    def body(c: Context, **options: Any) -> None:
+        building.build(_settings(c), variant, building.BuildOptions(**options))
+
+    defaults = {f.name: f.default for f in dataclasses.fields(building.BuildOptions)}
+    params = [inspect.Parameter("c", inspect.Parameter.POSITIONAL_OR_KEYWORD)]
+    params += [inspect.Parameter(n, inspect.Parameter.POSITIONAL_OR_KEYWORD, default=defaults[n],
+                                 annotation=type(defaults[n])) for n in names]  # fmt: skip
+    body.__signature__ = inspect.Signature(params)  # type: ignore[attr-defined]
+    body.__name__ = body.__qualname__ = f"build_{variant}"
+    body.__doc__ = doc
+    return task(help=help)(body)
+
+
+_SOURCE_OPTIONS = ("tag", "caffe_src", "caffe_repo", "caffe_ref", "jobs", "no_cache")
+build_cpu = _build_task(
+    "cpu", _SOURCE_OPTIONS, _BUILD_HELP,
+    "Build the CPU image: Caffe compiled WITH_PYTHON_LAYER := 1, CPU_ONLY, OpenBLAS.",
+)  # fmt: skip
 
 
 @task(
@@ -203,6 +218,7 @@ def _run_tool(
 @task(
     iterable=["input", "layers"],
     help={
+        **_RUN_HELP,
         "layer": "The layer as module.Class (the module must be importable from --layers).",
         "input": "A bottom as NAME=SHAPE, e.g. data=2x3x4x4 (repeat, in bottom order).",
         "layers": "A folder to put on PYTHONPATH (read-only); repeatable.",
@@ -214,7 +230,6 @@ def _run_tool(
         "kink": "Skip elements whose |value| is within kink-range of this (default 0).",
         "kink_range": "Half-width of the kink region; negative disables (default).",
         "seed": "Seed of the random input values.",
-        "image": "Image to run (setting image).",
         "gpu": "Check in Caffe's GPU mode on this GPU, e.g. 0 (a gpu image).",
     },
 )
@@ -236,33 +251,21 @@ def gradcheck(
     gpu: str = "",
 ) -> None:
     """Check a Python layer's backward numerically on real pycaffe; non-zero exit on failure."""
-    if not input:
-        raise CaffeboxError(
-            "gradcheck needs the layer's bottoms: add --input NAME=SHAPE for each, e.g. "
-            "--input data=2x3x4x4 --input label=2x1."
-        )
-    command = ["python3", "-m", "caffebox_layers.testing", layer, "--backend", "caffe"]
-    for item in input:
-        command += ["--input", item]
-    command += ["--outputs", str(outputs), "--param-str", param_str, "--step", str(step)]
-    command += ["--threshold", str(threshold), "--kink", str(kink), "--kink-range", str(kink_range)]
-    command += ["--seed", str(seed)]
-    if propagate_down:
-        command += ["--propagate-down", propagate_down]
-    if gpu:
-        if "," in gpu or gpu == "all":
-            raise CaffeboxError(f"gradcheck --gpu {gpu!r}: name one GPU, e.g. --gpu 0.")
-        command += ["--gpu", "0"]  # the one GPU handed in is device 0 inside
-    _run_tool(c, command, layers, image, gpu)
+    from caffebox import layer_checks
+
+    options = layer_checks.GradcheckOptions(
+        layer=layer, inputs=input or [], outputs=outputs, param_str=param_str,
+        propagate_down=propagate_down, step=step, threshold=threshold, kink=kink,
+        kink_range=kink_range, seed=seed, gpu=gpu,
+    )  # fmt: skip
+    _run_tool(c, layer_checks.gradcheck_command(options), layers, image, gpu)
 
 
 @task(
     iterable=["layers"],
     help={
+        **_RUN_HELP,
         "script": "A Python script (relative to here) and its arguments, in one string.",
-        "layers": "A folder to put on PYTHONPATH (read-only); repeatable.",
-        "image": "Image to run (setting image).",
-        "gpu": "GPUs to hand in: '0', '0,1' or 'all' (seen inside as 0..n-1; a gpu image).",
     },
 )
 @friendly
@@ -287,11 +290,7 @@ def _program_words(remainder: str) -> list[str]:
 @task(
     name="run",
     iterable=["layers"],
-    help={
-        "layers": "A folder to put on PYTHONPATH (read-only); repeatable.",
-        "image": "Image to run (setting image).",
-        "gpu": "GPUs to hand in: '0', '0,1' or 'all' (seen inside as 0..n-1; a gpu image).",
-    },
+    help=_RUN_HELP,
 )
 @friendly
 def run_task(c: Context, layers: list[str] | None = None, image: str = "", gpu: str = "") -> None:
@@ -317,8 +316,7 @@ def run_task(c: Context, layers: list[str] | None = None, image: str = "", gpu: 
     help={
         "net": "The net .prototxt (its TRAIN phase is timed), relative to here.",
         "iterations": "Forward-backward passes to average (default 50).",
-        "layers": "A folder to put on PYTHONPATH (read-only); repeatable.",
-        "image": "Image to run (setting image).",
+        **_RUN_HELP,
         "gpu": "Time on this GPU, e.g. 0 (a gpu image).",
         "csv": "Also write the per-layer times to this CSV file.",
     },
@@ -346,10 +344,10 @@ def time_task(
     iterable=["layers"],
     positional=["path"],
     help={
+        **_RUN_HELP,
         "path": "Folder (or file) of your layer tests, relative to here, e.g. tests.",
         "layers": "Extra folders for PYTHONPATH (the tests' folder is always on it); repeatable.",
         "pytest_args": "Extra arguments for pytest, e.g. '-k loss -x'.",
-        "image": "Image to run (setting image).",
         "gpu": "GPUs to hand in: '0', '0,1' or 'all' (seen inside as 0..n-1; a gpu image).",
     },
 )
@@ -363,54 +361,27 @@ def test_layers(
     gpu: str = "",
 ) -> None:
     """Run your layers' pytest suite inside the image, on real pycaffe, with fixtures."""
-    target = Path(path)
-    if not target.exists():
-        raise CaffeboxError(
-            f"{target.resolve()} does not exist. Pass the folder that holds your layer tests, "
-            "e.g. 'invoke test-layers my_layers/tests'."
-        )
-    folder = target if target.is_dir() else target.parent
-    command = ["python3", "-m", "pytest", "-p", "caffebox_layers.testing.plugin"]
-    command += ["-p", "no:cacheprovider"]
-    command += [str(target), *split_args(pytest_args, "--pytest-args")]
+    from caffebox import layer_checks
+
+    args = split_args(pytest_args, "--pytest-args")
+    command, folder = layer_checks.test_layers_command(path, args)
     _run_tool(c, command, [str(folder), *(layers or [])], image, gpu)
 
 
-@task(
-    help={
-        **_BUILD_HELP,
-        "tag": "Image name to create (setting gpu_image, default caffebox:gpu).",
-        "cuda_arch": "Compute capabilities to compile, e.g. '80,90' (default: 60 to 120 + PTX, "
-        "those the base's nvcc supports).",
-        "base_image": "Build-stage base (default NVIDIA's CUDA 12.4 cuDNN 9 devel, Ubuntu 22.04).",
-        "runtime_image": "Runtime-stage base (default the matching cudnn-runtime image).",
-        "compile_only": "Only compile (libcaffe, pycaffe) in the build stage, tagged as --tag: "
-        "checks a tree compiles where its tools cannot link (e.g. a fork lacking GPU code).",
-    }
-)
-@friendly
-def build_gpu(
-    c: Context,
-    tag: str = "",
-    caffe_src: str = "",
-    caffe_repo: str = "",
-    caffe_ref: str = "",
-    jobs: int = 0,
-    no_cache: bool = False,
-    cuda_arch: str = "",
-    base_image: str = "",
-    runtime_image: str = "",
-    compile_only: bool = False,
-) -> None:
-    """Build the GPU image: CUDA 12, cuDNN (8/9 via caffebox's compat header), NCCL."""
-    from caffebox import building
-
-    options = building.BuildOptions(
-        tag=tag, caffe_src=caffe_src, caffe_repo=caffe_repo, caffe_ref=caffe_ref, jobs=jobs,
-        no_cache=no_cache, cuda_arch=cuda_arch, base_image=base_image,
-        runtime_image=runtime_image, compile_only=compile_only,
-    )  # fmt: skip
-    building.build(_settings(c), "gpu", options)
+_GPU_HELP = {
+    **_BUILD_HELP,
+    "tag": "Image name to create (setting gpu_image, default caffebox:gpu).",
+    "cuda_arch": "Compute capabilities to compile, e.g. '80,90' (default: 60 to 120 + PTX, "
+    "those the base's nvcc supports).",
+    "base_image": "Build-stage base (default NVIDIA's CUDA 12.4 cuDNN 9 devel, Ubuntu 22.04).",
+    "runtime_image": "Runtime-stage base (default the matching cudnn-runtime image).",
+    "compile_only": "Only compile (libcaffe, pycaffe) in the build stage, tagged as --tag: "
+    "checks a tree compiles where its tools cannot link (e.g. a fork lacking GPU code).",
+}
+build_gpu = _build_task(
+    "gpu", (*_SOURCE_OPTIONS, "cuda_arch", "base_image", "runtime_image", "compile_only"),
+    _GPU_HELP, "Build the GPU image: CUDA 12, cuDNN (8/9 via caffebox's compat header), NCCL.",
+)  # fmt: skip
 
 
 @task(
@@ -468,8 +439,7 @@ def export(
         "(loss.param_str.delta=0.5,1; loss.loss_weight=1,2); repeat for a grid.",
         "parallel": "Runs at a time on this engine (default: one per 2 cores, or per GPU).",
         "resume": "Finish a sweep that was interrupted: skip finished variants.",
-        "layers": "A folder to put on PYTHONPATH (read-only); repeatable.",
-        "image": "Image to run (setting image).",
+        **_RUN_HELP,
         "gpu": "GPUs to share out, one per run at a time, e.g. '0,1'.",
         "slurm": "Submit the grid as one Slurm job array instead of running it here.",
         "slurm_args": "Options for sbatch, e.g. '--partition=gpu --time=2:00:00 --gres=gpu:1'.",
@@ -516,18 +486,9 @@ def sweep(
 @friendly
 def plot(c: Context, runs: str, out: str = "curves.png") -> None:
     """Draw train loss and test outputs of one or several run records on one figure."""
-    from caffebox import plots, records
+    from caffebox import plots
 
-    folders = []
-    for run in split_args(runs, "the run folders"):
-        path = Path(run).resolve()
-        if not path.is_dir():
-            raise CaffeboxError(
-                f"{run}: {path} is not a folder. Pass run record folders (each run prints its "
-                "record folder when it ends), e.g. snapshots/digits.runs/20261126-213100."
-            )
-        folders += records.find(path)
-    target = plots.plot(folders, Path(out).resolve())
+    folders, target = plots.plot_runs(split_args(runs, "the run folders"), Path(out).resolve())
     print(f"caffebox: plotted {len(folders)} run(s) into {target}")
 
 
@@ -561,13 +522,7 @@ def pull(c: Context, image: str = "") -> None:
 
     s = _settings(c)
     name = image or s.image
-    remote = publishing.remote_for(name, s.registry)
-    if not remote:
-        raise CaffeboxError(
-            f"Nowhere to pull {name} from: set the registry setting (e.g. "
-            "INVOKE_CAFFEBOX_REGISTRY=ghcr.io/my-org/caffebox) or name a full reference."
-        )
-    publishing.pull(engine.connect(), remote, name)
+    remote = publishing.pull_named(engine.connect(), name, s.registry)
     print(f"caffebox: {name} is here (from {remote})")
 
 

@@ -78,3 +78,17 @@ def plot_record(folder: Path) -> None:
         pass  # the CSV has the numbers; `caffebox plot` says how to get plots
     except Exception as exc:  # noqa: BLE001 - a plot must never cost the record
         (folder / "curves.error.txt").write_text(f"{type(exc).__name__}: {exc}\n")
+
+
+def plot_runs(runs: list[str], out: Path) -> tuple[list[Path], Path]:
+    """`caffebox plot`: record folders (or folders of records) as given; what was drawn."""
+    folders = []
+    for run in runs:
+        path = Path(run).resolve()
+        if not path.is_dir():
+            raise CaffeboxError(
+                f"{run}: {path} is not a folder. Pass run record folders (each run prints its "
+                "record folder when it ends), e.g. snapshots/digits.runs/20261126-213100."
+            )
+        folders += records.find(path)
+    return folders, plot(folders, out)

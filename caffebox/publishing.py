@@ -193,14 +193,17 @@ def pull(
         client.images.get(remote).tag(local_repo, local_tag)
 
 
-def require_image(client: docker.DockerClient, image: str, registry: str) -> None:
-    """ensure_image, or one clear error: for tasks that cannot build the image themselves."""
-    why = ensure_image(client, image, registry)
-    if why:
+def pull_named(client: docker.DockerClient, name: str, registry: str) -> str:
+    """`caffebox pull`: the image from where the registry setting (or its own full
+    reference) says; returns where it came from."""
+    remote = remote_for(name, registry)
+    if not remote:
         raise CaffeboxError(
-            f"The image {image} does not exist and cannot be pulled ({why}). Build it with "
-            "'invoke build-cpu', set the registry setting, or pass --image with one you have."
+            f"Nowhere to pull {name} from: set the registry setting (e.g. "
+            "INVOKE_CAFFEBOX_REGISTRY=ghcr.io/my-org/caffebox) or name a full reference."
         )
+    pull(client, remote, name)
+    return remote
 
 
 def ensure_image(

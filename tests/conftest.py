@@ -18,7 +18,9 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
+from .support.cli import BUILD_LOG, ROOT
+from .support.containers import TrackedContainer
+
 # A complete BVLC-derived Caffe tree on PyPI, used where GitHub cannot be reached.
 SDIST = "brocolli-caffe==9.0.2"
 SDIST_FILE = "brocolli-caffe-9.0.2.tar.gz"
@@ -88,12 +90,6 @@ def caffe_src(request, cache_dir) -> str:
     return str(target)
 
 
-def invoke(*args: str, cwd: Path = ROOT, **kwargs) -> subprocess.CompletedProcess:
-    """Run `invoke ARGS` from the checkout's tasks.py, in `cwd`, capturing output."""
-    cmd = [sys.executable, "-m", "invoke", "--search-root", str(ROOT), *args]
-    return subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, **kwargs)
-
-
 @pytest.fixture(scope="session")
 def image(request, engine, caffe_src) -> str:
     """The cpu image under test, built offline from the sdist the first time."""
@@ -109,40 +105,17 @@ def image(request, engine, caffe_src) -> str:
     ) as build:  # fmt: skip
         for line in build.stdout:
             sys.stdout.write(line)
-            _BUILD_LOG.append(line)
+            BUILD_LOG.append(line)
     assert build.returncode == 0, "invoke build-cpu failed (build log above)"
     return TEST_IMAGE
 
 
-_BUILD_LOG: list[str] = []
-
-
-def build_log() -> str:
-    """The output of the image fixture's build ('' when an image was given)."""
-    return "".join(_BUILD_LOG)
-
-
 @pytest.fixture
 def run_in_image(engine, image) -> Iterator:
-    """Run a command in the image (no network, non-root); always removes the container."""
-    from caffebox.runs import RUN_LABEL
-
-    made = []
-
-    def run(command: list[str], **kwargs) -> tuple[int, str]:
-        kwargs.setdefault("user", "4321:4321")
-        kwargs.setdefault("environment", {"HOME": "/tmp"})
-        container = engine.containers.create(
-            image, command, network_mode="none", labels={RUN_LABEL: "1"}, **kwargs
-        )
-        made.append(container)
-        container.start()
-        code = container.wait()["StatusCode"]
-        return code, container.logs().decode(errors="replace")
-
-    yield run
-    for container in made:
-        container.remove(force=True)
+    """Run a command in the image (no network, a non-root user); always removes it."""
+    tracked = TrackedContainer(engine, image, user="4321:4321", environment={"HOME": "/tmp"})
+    yield tracked.run
+    tracked.remove_all()
 
 
 @pytest.fixture(scope="session")

@@ -14,7 +14,7 @@ import pytest
 
 from caffebox import locks
 
-from .bad_inputs import assert_one_paragraph, caffebox, digits_project, fingerprint
+from .support.cli import assert_one_paragraph, caffebox, digits_project, fingerprint
 
 SOLVER = "examples/digits/solver.prototxt"
 NET = "examples/digits/net.prototxt"

@@ -17,7 +17,7 @@ import pytest
 from caffebox import caffelog
 from caffebox.runs import RUN_LABEL
 
-from .bad_inputs import (
+from .support.cli import (
     CAFFEBOX,
     assert_one_paragraph,
     assert_untouched,

@@ -12,7 +12,7 @@ import shutil
 import numpy as np
 import pytest
 
-from .bad_inputs import ROOT, assert_one_paragraph, caffebox, fingerprint
+from .support.cli import ROOT, assert_one_paragraph, caffebox, fingerprint
 
 pytestmark = pytest.mark.image
 

@@ -11,7 +11,7 @@ import shutil
 import pytest
 import yaml
 
-from .conftest import ROOT
+from .support.cli import ROOT
 
 pytestmark = pytest.mark.image
 # A layer project: the example layer tests as tests/, the digits example to train.

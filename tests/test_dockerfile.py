@@ -13,6 +13,8 @@ from caffebox.errors import CaffeboxError
 from caffebox.source import CaffeSource
 from caffebox.variants import CPU, GPU
 
+from .support.fakes import FakeEngine
+
 
 def _stage_args(dockerfile=paths.DOCKERFILE) -> dict[str, set[str]]:
     """ARG names declared in each stage (before the first FROM: '(global)'); a stage with
@@ -69,36 +71,22 @@ def test_cuda13_wheels_form_one_toolkit():
     assert pins["nvidia-cudnn-cu13"].startswith("9.")
 
 
-class _FakeEngine:
+class _FakeEngine(FakeEngine):
     """Records the build calls `images.build` makes. The runtime base's call does not end
     before the build stage's has begun: were the two made one after the other, the build
     would stop here (the fake raises after 10 s)."""
 
     def __init__(self):
-        self.calls = []
-        self.api = self
-        self.images = self
-        self.containers = self
-        self.id = self.short_id = "sha256:x"
+        super().__init__()
         self.build_stage_began = threading.Event()
 
     def build(self, **kwargs):
-        self.calls.append(kwargs)
         if kwargs.get("target") == "build":
             self.build_stage_began.set()
         elif kwargs["dockerfile"].endswith("runtime-base.Dockerfile"):
             if not self.build_stage_began.wait(timeout=10):
                 raise AssertionError("the build stage did not begin while the runtime base built")
         return iter([{"stream": "ok\n"}])
-
-    def run(self, *args, **kwargs):
-        return b"PYTHON_VERSION=3.11.2\nNUMPY_VERSION=1.24.2\nCAFFE_COMMIT=abc\nCUDA_VERSION=\n"
-
-    def get(self, name):
-        return self
-
-    def remove(self, *args, **kwargs):
-        pass
 
 
 # A value other than the default for every BuildRequest option (variant, source and tag
@@ -176,7 +164,6 @@ class _FailingEngine(_FakeEngine):
         self.runtime_base_done = threading.Event()
 
     def build(self, **kwargs):
-        self.calls.append(kwargs)
         if kwargs.get("target") == "build":
             return iter([{"error": "the compile broke"}])
         time.sleep(0.3)
@@ -193,7 +180,6 @@ class _NoRuntimeImageEngine(_FakeEngine):
         self.build_chunks_read = 0
 
     def build(self, **kwargs):
-        self.calls.append(kwargs)
         if kwargs.get("target") == "build":
             return self._long_build()
         return iter([  # what the engine says here, with no registry to reach

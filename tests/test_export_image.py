@@ -11,7 +11,7 @@ import pytest
 
 from caffebox import caffelog
 
-from .bad_inputs import caffebox, digits_project
+from .support.cli import caffebox, digits_project
 
 pytestmark = pytest.mark.image
 USER = 4321

@@ -10,7 +10,8 @@ from caffebox import gpus, makeconfig, runs, training
 from caffebox.errors import CaffeboxError
 from caffebox.variants import GPU, parse_cuda_archs
 
-from .test_makeconfig import _settings
+from .support.fakes import FakeEngine
+from .support.makeconfig import settings_of as _settings
 
 
 def test_gpu_config():
@@ -156,18 +157,10 @@ def test_no_gpu_no_device_requests(project):
     assert runs.container_options(plan.spec)["device_requests"] == []
 
 
-class FakeEngine:
-    def __init__(self, runtimes):
-        self._runtimes = runtimes
-
-    def info(self):
-        return {"Runtimes": self._runtimes}
-
-
 def test_engine_without_nvidia_runtime():
     with pytest.raises(CaffeboxError, match="no NVIDIA runtime.*nvidia-ctk"):
-        gpus.check_engine_has_gpus(FakeEngine({"runc": {}}))
-    gpus.check_engine_has_gpus(FakeEngine({"runc": {}, "nvidia": {}}))
+        gpus.check_engine_has_gpus(FakeEngine(runtimes=("runc",)))
+    gpus.check_engine_has_gpus(FakeEngine(runtimes=("runc", "nvidia")))
 
 
 def test_gpu_on_cpu_image_refused():

@@ -16,7 +16,8 @@ import sys
 
 import pytest
 
-from .conftest import ROOT, invoke
+from .support.cli import ROOT, invoke
+from .support.containers import TrackedContainer
 
 pytestmark = pytest.mark.image
 GPU_TEST_IMAGE = "caffebox:gpu-test-build"
@@ -41,19 +42,11 @@ def gpu_image(request, engine, caffe_src) -> str:
 
 
 def _run(engine, image: str, script: str, network_mode: str = "none") -> str:
-    from caffebox.runs import RUN_LABEL
-
-    container = engine.containers.create(
-        image, ["sh", "-c", script], network_mode=network_mode, labels={RUN_LABEL: "1"}
-    )
+    tracked = TrackedContainer(engine, image, network_mode=network_mode)
     try:
-        container.start()
-        code = container.wait()["StatusCode"]
-        out = container.logs().decode(errors="replace")
+        return tracked.run_ok(["sh", "-c", script])
     finally:
-        container.remove(force=True)
-    assert code == 0, out
-    return out
+        tracked.remove_all()
 
 
 def test_gpu_variant_compiles_cudnn_code(engine, gpu_image):

@@ -11,8 +11,7 @@ from caffebox import grid, prototxt, slurm
 from caffebox import solver as solverlib
 from caffebox.errors import CaffeboxError
 
-from .bad_inputs import fingerprint
-from .conftest import ROOT
+from .support.cli import ROOT, fingerprint
 
 
 @pytest.fixture

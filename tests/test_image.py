@@ -15,7 +15,7 @@ import pytest
 from caffebox import caffelog
 from caffebox.runs import RUN_LABEL
 
-from .conftest import ROOT, invoke
+from .support.cli import ROOT, invoke
 
 pytestmark = pytest.mark.image
 USER_UID = 4321

@@ -12,7 +12,7 @@ import re
 
 import pytest
 
-from .conftest import build_log
+from .support.cli import build_log
 
 pytestmark = pytest.mark.image
 

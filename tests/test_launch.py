@@ -9,35 +9,11 @@ from types import SimpleNamespace
 
 import pytest
 
-from caffebox import engine, launch, runs, sweeping
+from caffebox import engine, launch, runs
 from caffebox import solver as solverlib
 from caffebox.errors import CaffeboxError
 
-
-class FakeImages:
-    def __init__(self, engine_: FakeEngine) -> None:
-        self.engine = engine_
-
-    def get(self, name: str):
-        import docker
-
-        if name not in self.engine.images_here:
-            raise docker.errors.ImageNotFound(name)
-        entry = ["/usr/bin/tini", "-g", "--"] if name.startswith("caffebox") else None
-        return SimpleNamespace(labels={"io.caffebox.variant": self.engine.images_here[name]},
-                               attrs={"Config": {"Entrypoint": entry}})  # fmt: skip
-
-
-class FakeEngine:
-    """Images by name -> variant label; no NVIDIA runtime unless told."""
-
-    def __init__(self, images_here: dict[str, str], runtimes=("runc",)) -> None:
-        self.images_here, self.runtimes = dict(images_here), runtimes
-        self.images = FakeImages(self)
-
-    def info(self):
-        return {"Runtimes": {r: {} for r in self.runtimes}}
-
+from .support.fakes import FakeEngine
 
 SETTINGS = SimpleNamespace(image="caffebox:cpu", cpu_image="caffebox:cpu",
                            gpu_image="caffebox:gpu", registry="")  # fmt: skip
@@ -90,22 +66,6 @@ def test_gpus_need_the_gpu_image_and_nvidias_runtime():
     with pytest.raises(CaffeboxError, match="no NVIDIA runtime"):
         launch.ready(FakeEngine({"g": "gpu"}), launch.Target("g"), ["0"])
     launch.ready(FakeEngine({"g": "gpu"}, runtimes=("runc", "nvidia")), launch.Target("g"), ["0"])
-
-
-def test_the_sweep_gets_the_same_checks_as_train(tmp_path, monkeypatch):
-    """The sweep once checked only that the image existed: a GPU solver on the cpu image
-    started every variant and each failed inside Caffe."""
-    _solver(tmp_path, "GPU")
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.setattr(engine, "connect", lambda: FakeEngine({"caffebox:cpu": "cpu"}))
-    options = sweeping.SweepOptions(solver="solver.prototxt", image="caffebox:cpu",
-                                    settings=["base_lr=0.1,0.2"])  # fmt: skip
-    with pytest.raises(CaffeboxError, match="sets solver_mode: GPU"):
-        sweeping.sweep(options, out=io.StringIO())
-    _solver(tmp_path, "CPU")
-    options.gpu, options.resume = "0", True
-    with pytest.raises(CaffeboxError, match="--gpu was given, but caffebox:cpu is the CPU"):
-        sweeping.sweep(options, out=io.StringIO())
 
 
 def test_the_engines_init_only_for_images_without_their_own():

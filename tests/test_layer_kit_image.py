@@ -9,7 +9,7 @@ import sys
 
 import pytest
 
-from .conftest import ROOT, invoke
+from .support.cli import ROOT, invoke
 
 pytestmark = pytest.mark.image
 FIXTURES = "examples/layer_tests"

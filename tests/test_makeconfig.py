@@ -6,14 +6,7 @@ from caffebox import makeconfig
 from caffebox.errors import CaffeboxError
 from caffebox.variants import CPU, get_variant
 
-
-def _settings(text: str) -> dict[str, str]:
-    out = {}
-    for line in text.splitlines():
-        if ":=" in line and not line.lstrip().startswith("#"):
-            key, _, value = line.partition(":=")
-            out[key.strip()] = value.strip()
-    return out
+from .support.makeconfig import settings_of as _settings
 
 
 def test_cpu_variant_settings():

@@ -10,7 +10,7 @@ import pytest
 
 from caffebox import caffelog
 
-from .bad_inputs import assert_one_paragraph, caffebox, digits_project
+from .support.cli import assert_one_paragraph, caffebox, digits_project
 
 pytestmark = pytest.mark.image
 LOCAL = "caffebox-pulltest:cpu"

@@ -5,7 +5,6 @@ from __future__ import annotations
 import io
 import os
 import signal
-import threading
 
 import docker
 import pytest
@@ -15,56 +14,11 @@ from caffebox.caffelog import TrainingLog
 from caffebox.errors import CaffeboxError
 from caffebox.progress import ProgressBar
 
-
-class FakeContainer:
-    """Prints `lines`, then trains on until a signal; SIGINT makes it snapshot and stop
-    unless `deaf`, SIGKILL always ends it."""
-
-    def __init__(self, lines: list[str], deaf: bool = False, start_error=None, forever=True):
-        self.lines, self.deaf, self.start_error, self.forever = lines, deaf, start_error, forever
-        # Called once its lines are out: the moment a test's "user" presses Ctrl-C.
-        self.on_running = lambda: None
-        self.killed: list[int] = []
-        self.removed = False
-        self.ended = threading.Event()
-
-    def start(self):
-        if self.start_error:
-            raise self.start_error
-
-    def logs(self, stream: bool, follow: bool):
-        for line in self.lines:
-            yield (line + "\n").encode()
-        self.on_running()
-        if self.forever:
-            self.ended.wait(30)
-        if self.killed[:1] == [signal.SIGINT] and not self.deaf:
-            yield b"I1126 solver.cpp:464] Snapshotting solver state to binary proto file "
-            yield b"my snaps/d_iter_300.solverstate\nI1126 caffe.cpp:259] Optimization stopped"
-            yield b" early.\n"
-
-    def kill(self, signal: int = signal.SIGKILL):
-        self.killed.append(signal)
-        if signal == 9 or not self.deaf:
-            self.ended.set()
-
-    def wait(self):
-        return {"StatusCode": 137 if signal.SIGKILL in self.killed else 0}
-
-    def remove(self, force: bool = False):
-        self.removed = True
+from .support.fakes import FakeContainer, FakeEngine
 
 
-class FakeClient:
-    def __init__(self, container: FakeContainer, create_error=None):
-        self.container, self.create_error = container, create_error
-        self.containers = self
-
-    def create(self, **options):
-        if self.create_error:
-            raise self.create_error
-        assert options["init"] is True
-        return self.container
+def FakeClient(container: FakeContainer, create_error=None) -> FakeEngine:  # noqa: N802
+    return FakeEngine(container=container, create_error=create_error)
 
 
 SPEC = runs.RunSpec(image="img", command=["caffe"], cwd=runs.Path("/tmp"), project_layers=None)

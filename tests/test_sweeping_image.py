@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from .bad_inputs import caffebox, digits_project
+from .support.cli import caffebox, digits_project
 
 pytestmark = pytest.mark.image
 SOLVER = "examples/digits/solver.prototxt"
@@ -94,7 +94,7 @@ def test_ctrl_c_stops_every_run(tmp_path, engine, image):
     import signal
     import subprocess
 
-    from .bad_inputs import CAFFEBOX
+    from .support.cli import CAFFEBOX
 
     project = _short(digits_project(tmp_path), iters=1_000_000)
     proc = subprocess.Popen(

