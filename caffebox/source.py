@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import functools
 import gzip
+import hashlib
 import io
 import subprocess
 import tarfile
@@ -60,7 +62,9 @@ class CaffeSource:
         return str(self.path) if self.path else self.repo
 
     def commit(self) -> str:
-        """The commit we know before building: the ref, or a local tree's git HEAD."""
+        """What names this source's code before building: the ref, a local tree's git HEAD,
+        else 'sha256:' and the hash of the source as sent (a tarball, or the tree packed
+        reproducibly), so a fork without git is more than "unknown"."""
         if self.path is None:
             return self.ref
         if self.path.is_dir() and (self.path / ".git").exists():
@@ -71,7 +75,11 @@ class CaffeSource:
             )
             if out.returncode == 0:
                 return out.stdout.strip()
-        return ""
+        return "sha256:" + hashlib.sha256(self._packed()).hexdigest()
+
+    def _packed(self) -> bytes:
+        assert self.path is not None
+        return self.path.read_bytes() if self.path.is_file() else _tar_tree(self.path)
 
     def add_to_context(self, context: tarfile.TarFile, arcdir: str) -> None:
         """Put the source into the build context as `arcdir/caffe.tar.gz` (or nothing)."""
@@ -82,12 +90,13 @@ class CaffeSource:
         if self.path.is_file():
             context.add(str(self.path), arcname=f"{arcdir}/caffe.tar.gz")
             return
-        data = _tar_tree(self.path)
+        data = self._packed()
         info = tarfile.TarInfo(f"{arcdir}/caffe.tar.gz")
         info.size = len(data)
         context.addfile(info, io.BytesIO(data))
 
 
+@functools.lru_cache(maxsize=4)
 def _tar_tree(root: Path) -> bytes:
     """A reproducible .tar.gz of a source tree (same tree, same bytes: the cache holds)."""
     buf = io.BytesIO()

@@ -43,7 +43,12 @@ def image_tags(labels: dict[str, str], version: str = __version__) -> list[str]:
         parts += [f"cudnn{cudnn.split('.')[0]}"] if cudnn else []
     slug = source_slug(labels.get("org.opencontainers.image.source", ""))
     revision = labels.get("org.opencontainers.image.revision", "")
-    revision = "" if revision in ("", "unknown") else revision[:7]
+    if revision.startswith("sha256:"):  # a tarball or tree without git: its content hash
+        revision = "src" + revision.removeprefix("sha256:")[:7]
+    elif revision in ("", "unknown"):
+        revision = ""
+    else:
+        revision = revision[:7]
     parts.append(
         f"{slug}{revision}" if slug == "bvlc" else "-".join(filter(None, [slug, revision]))
     )

@@ -16,11 +16,19 @@ BUILD=$(make-var BUILD_DIR)
 CUDA_DIR=$(make-var CUDA_DIR)
 
 # ---- 1. build ---------------------------------------------------------------------
+# The tree's Makefile, not BVLC master's: a target it lacks is said and worked around.
+has_target() { make -n "$1" >/dev/null 2>&1; }
 if [ "${COMPILE_ONLY:-}" = 1 ]; then
     # Every object, libcaffe and pycaffe, but no tools: for trees whose tools cannot link
     # in this variant (a fork missing GPU code for some layers) yet whose code must compile.
-    log "compiling only (lib pycaffe) with $JOBS jobs"
-    make -j"$JOBS" lib pycaffe
+    targets="lib pycaffe"
+    if ! has_target lib; then
+        log "caffebox adapts: this Makefile has no 'lib' target: 'pycaffe' (it links libcaffe)"
+        targets=pycaffe
+    fi
+    log "compiling only ($targets) with $JOBS jobs"
+    # shellcheck disable=SC2086  # two targets, split on purpose
+    make -j"$JOBS" $targets
     mkdir -p "$PREFIX" && cp Makefile.config "$PREFIX/Makefile.config"
     echo "CAFFE_BUILD_DIR=$SRC/$BUILD" > "$PREFIX/build-info.env"
     log "compiled: $(find "$BUILD" -name '*.o' | wc -l) objects in $SRC/$BUILD"
@@ -33,10 +41,13 @@ install_opencv() {
     log "installing the OpenCV packages $*"
     apt-fresh install -y -qq --no-install-recommends "$@" >/dev/null
 }
+if [ -n "$opencv" ] && ! has_target lib; then
+    log "caffebox adapts: this Makefile has no 'lib' target (a tree older than BVLC's of 2015): all of OpenCV's packages before the one 'make all'"
+    install_opencv $opencv && opencv=""
+fi
 if [ -n "$opencv" ]; then
     # libcaffe first: the modules it calls get their packages before anything links
-    # against it (an executable's link needs every library its libraries load). A tree
-    # without a lib target goes straight on.
+    # against it (an executable's link needs every library its libraries load).
     make -j"$JOBS" lib || true
     called=$(readelf -d "$BUILD"/lib/libcaffe*.so 2>/dev/null \
         | sed -n 's/.*\[libopencv_\([a-z0-9_]*\)\.so.*/libopencv-\1-dev/p' | tr _ - | sort -u)

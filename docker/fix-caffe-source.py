@@ -8,7 +8,8 @@ each fires only on the old form, prints one line per file it changes, and leaves
 that needs nothing more. fix-caffe-source.sh runs it after its own (sed) fixes.
 
 - C++: std::max/std::min given a Dtype and a bare double literal (caffe-fast-rcnn's
-  `std::max(margin - sqrt(x), 0.0)`): the literal becomes Dtype(literal).
+  `std::max(margin - sqrt(x), 0.0)`): the literal becomes Dtype(literal). pycaffe's
+  binding gains `_caffe.caffebox_mode()` (Caffe's mode: pycaffe has only setters).
 - Python (pycaffe, its scripts, tools/extra): scikit-image's removed `as_grey=` keyword;
   numpy's removed `tostring()`/`fromstring()`; a name a module calls but never imports
   where only one import can be meant (`resize`, `zoom`); Python 2 print statements and
@@ -89,6 +90,21 @@ def fix_mixed_max(text: str) -> str:
         pos = close_at + 1
     out.append(text[pos:])
     return "".join(out)
+
+
+_MODE_SETTER = "void set_mode_gpu() { Caffe::set_mode(Caffe::GPU); }"
+_MODE_DEF = 'bp::def("set_mode_gpu", &set_mode_gpu);'
+
+
+def add_mode_getter(text: str) -> str:
+    """pycaffe can set Caffe's mode but not read it: caffebox_layers.gpu must know whether
+    the net runs on the GPU before it touches a blob's GPU pointer (that allocates and
+    copies, and aborts on a build without a usable GPU). Adds _caffe.caffebox_mode()."""
+    if _MODE_SETTER not in text or _MODE_DEF not in text or "caffebox_mode" in text:
+        return text
+    text = text.replace(_MODE_SETTER, _MODE_SETTER + "\n// caffebox: the mode for Python layers "
+                        "(0 CPU, 1 GPU).\nint caffebox_mode() { return Caffe::mode(); }", 1)
+    return text.replace(_MODE_DEF, _MODE_DEF + '\n  bp::def("caffebox_mode", &caffebox_mode);', 1)
 
 
 def fix_fromstring(text: str) -> str:
@@ -187,6 +203,14 @@ def _files(tree: Path, folders: tuple[str, ...], suffixes: tuple[str, ...]) -> l
 def fix_tree(tree: Path) -> list[str]:
     """Apply every fix under `tree`; one line per file changed."""
     said = []
+    binding = tree / "python" / "caffe" / "_caffe.cpp"
+    if binding.is_file():
+        text = binding.read_text(errors="surrogateescape")
+        fixed = add_mode_getter(text)
+        if fixed != text:
+            binding.write_text(fixed, errors="surrogateescape")
+            said.append("caffebox fix (pycaffe): _caffe.caffebox_mode() reads Caffe's mode "
+                        "in python/caffe/_caffe.cpp")  # fmt: skip
     for path in _files(tree, CPP_FOLDERS, CPP_SUFFIXES):
         text = path.read_text(errors="surrogateescape")
         fixed = fix_mixed_max(text)

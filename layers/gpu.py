@@ -14,7 +14,7 @@ arrays of the blob's shape, sharing its memory (zero copy):
 
 ``EuclideanLossGPU`` is ``caffebox_layers.losses.EuclideanLoss`` computed this way on the GPU
 (forward and backward never leave the device), falling back to numpy where there is no
-GPU blob (CPU builds, the numpy stand-in) or no CuPy:
+GPU blob (CPU builds, the numpy stand-in), Caffe runs in CPU mode, or there is no CuPy:
 
     layer {
       name: "loss" type: "Python" bottom: "pred" bottom: "target" top: "loss"
@@ -56,9 +56,27 @@ def sync() -> None:
     cupy.cuda.get_current_stream().synchronize()
 
 
+def caffe_on_gpu() -> bool | None:
+    """Caffe's mode in this thread: True for GPU, False for CPU, None where this pycaffe
+    cannot say (caffebox images add _caffe.caffebox_mode(); pycaffe has setters only)."""
+    try:
+        from caffe import _caffe
+    except ImportError:
+        return None
+    mode = getattr(_caffe, "caffebox_mode", None)
+    return None if mode is None else mode() == 1
+
+
 def gpu_available(blob) -> bool:
-    """True when `blob` lives in a GPU build and CuPy can see a device."""
-    if cupy is None or not hasattr(blob, "_gpu_data_ptr"):
+    """True when `blob` is of a GPU build, Caffe runs on the GPU, and CuPy sees a device.
+
+    Nothing here evaluates a blob's pointer property (that calls mutable_gpu_data(): an
+    allocation and a copy, and a CHECK abort on a GPU build without a usable GPU): the
+    build is read from the class, the mode from Caffe, the device from CuPy.
+    """
+    if cupy is None or not hasattr(type(blob), "_gpu_data_ptr"):
+        return False
+    if caffe_on_gpu() is False:
         return False
     try:
         return cupy.cuda.runtime.getDeviceCount() > 0
@@ -67,7 +85,11 @@ def gpu_available(blob) -> bool:
 
 
 class EuclideanLossGPU(EuclideanLoss):
-    """EuclideanLoss on the GPU through CuPy; numpy where no GPU blob exists."""
+    """EuclideanLoss on the GPU through CuPy; numpy where no GPU blob exists.
+
+    On the GPU path no step touches `.data` or `.diff` (each would copy the blob to the
+    host): shapes come from `blob.shape`, the work buffer is allocated once per shape.
+    """
 
     defaults = {"backend": "auto"}
 
@@ -81,14 +103,28 @@ class EuclideanLossGPU(EuclideanLoss):
         self.on_gpu = backend != "cpu" and gpu_available(bottom[0])
         if backend == "gpu" and not self.on_gpu:
             raise ParamError(
-                "EuclideanLossGPU: backend 'gpu' asked for, but there is no GPU blob or CuPy here."
+                "EuclideanLossGPU: backend 'gpu' asked for, but there is no GPU blob, GPU mode "
+                "or CuPy here."
             )
+        self.gpu_diff_ = None
+
+    def reshape(self, bottom, top):
+        if not self.on_gpu:
+            return super().reshape(bottom, top)
+        if bottom[0].count != bottom[1].count:
+            raise ParamError(
+                f"EuclideanLoss: bottoms differ in size ({bottom[0].count} vs {bottom[1].count})."
+            )
+        shape = tuple(bottom[0].shape)
+        if self.gpu_diff_ is None or self.gpu_diff_.shape != shape:
+            self.gpu_diff_ = cupy.empty(shape, dtype=cupy.float32)
+        top[0].reshape(1)
 
     def forward(self, bottom, top):
         if not self.on_gpu:
             return super().forward(bottom, top)
         a, b = gpu_data(bottom[0]), gpu_data(bottom[1])
-        self.gpu_diff_ = a - b.reshape(a.shape)
+        cupy.subtract(a, b.reshape(a.shape), out=self.gpu_diff_)
         gpu_data(top[0])[0] = cupy.sum(self.gpu_diff_ * self.gpu_diff_) / (a.shape[0] * 2.0)
 
     def backward(self, top, propagate_down, bottom):
@@ -98,4 +134,4 @@ class EuclideanLossGPU(EuclideanLoss):
         for i, sign in ((0, 1.0), (1, -1.0)):
             if propagate_down[i]:
                 out = gpu_diff(bottom[i])
-                out[...] = (sign * scale * self.gpu_diff_).reshape(out.shape)
+                cupy.multiply(self.gpu_diff_.reshape(out.shape), sign * scale, out=out)

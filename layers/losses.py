@@ -36,7 +36,10 @@ class EuclideanLoss(caffe.Layer):
             raise ParamError(
                 f"EuclideanLoss: bottoms differ in size ({bottom[0].count} vs {bottom[1].count})."
             )
-        self.diff = np.zeros(bottom[0].data.shape, dtype=np.float32)
+        # bottom[0].shape, not .data.shape: reading .data copies a GPU blob to the host.
+        shape = tuple(bottom[0].shape)
+        if getattr(self, "diff", None) is None or self.diff.shape != shape:
+            self.diff = np.zeros(shape, dtype=np.float32)  # once per shape, not per step
         top[0].reshape(1)
 
     def forward(self, bottom, top):

@@ -53,3 +53,28 @@ def test_references():
     assert remote_for("caffebox:cpu", "ghcr.io/o/caffebox") == "ghcr.io/o/caffebox:cpu"
     assert remote_for("caffebox:cpu", "") == ""
     assert remote_for("ghcr.io/o/c@sha256:ab", "") == "ghcr.io/o/c@sha256:ab"
+
+
+def test_a_tarball_is_named_by_its_content(tmp_path):
+    """The build once printed "Caffe unknown" for every fork from a tarball."""
+    import re
+
+    from caffebox.source import CaffeSource
+
+    tarball = tmp_path / "caffe-fast-rcnn.tar.gz"
+    tarball.write_bytes(b"not really a tarball")
+    revision = CaffeSource.from_options(str(tarball), None, None).commit()
+    assert re.fullmatch(r"sha256:[0-9a-f]{64}", revision)
+    tree = tmp_path / "tree"
+    tree.mkdir()
+    (tree / "Makefile").write_text("all:\n")
+    first = CaffeSource.from_options(str(tree), None, None).commit()
+    assert first.startswith("sha256:") and first != revision
+    labels = {
+        "io.caffebox.variant": "cpu",
+        "org.opencontainers.image.source": str(tarball),
+        "org.opencontainers.image.revision": revision,
+        "io.caffebox.python.version": "3.11.2",
+    }
+    assert image_tags(labels, "0.2.0")[1] == f"cpu-caffe-fast-rcnn-src{revision[7:14]}-py3.11"
+    assert all(re.fullmatch(TAG, t) for t in image_tags(labels, "0.2.0"))
