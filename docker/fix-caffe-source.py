@@ -10,6 +10,9 @@ that needs nothing more. fix-caffe-source.sh runs it after its own (sed) fixes.
 - C++: std::max/std::min given a Dtype and a bare double literal (caffe-fast-rcnn's
   `std::max(margin - sqrt(x), 0.0)`): the literal becomes Dtype(literal). pycaffe's
   binding gains `_caffe.caffebox_mode()` (Caffe's mode: pycaffe has only setters).
+- Makefile (trees older than BVLC's of 2016): PYTHON_LIBRARIES assigned with := becomes
+  ?= (the config's Python 3 libraries win); OpenCV's imgcodecs linked where the Makefile
+  predates OpenCV 3.
 - Python (pycaffe, its scripts, tools/extra): scikit-image's removed `as_grey=` keyword;
   numpy's removed `tostring()`/`fromstring()`; a name a module calls but never imports
   where only one import can be meant (`resize`, `zoom`); Python 2 print statements and
@@ -181,6 +184,21 @@ def fix_python2(text: str) -> str:
     return fixed if _compiles(fixed) else text
 
 
+def fix_makefile(text: str) -> tuple[str, list[str]]:
+    """What a Makefile older than BVLC's of 2016 fixes that Makefile.config cannot:
+    Python 2's libraries assigned with := (the config's Python 3 ones then lost), and
+    OpenCV linked without imgcodecs (OpenCV 3+ keeps imread there)."""
+    said = []
+    fixed = re.sub(r"^(PYTHON_LIBRARIES)\s*:=", r"\1 ?=", text, flags=re.M)
+    if fixed != text:
+        said.append("PYTHON_LIBRARIES ?= (Makefile.config's Python 3 libraries win)")
+    if "imgcodecs" not in fixed and re.search(r"^\s*opencv_core\b.*\bopencv_highgui\b", fixed,
+                                              flags=re.M):  # fmt: skip
+        fixed = re.sub(r"\bopencv_highgui\b", "opencv_highgui opencv_imgcodecs", fixed, count=1)
+        said.append("opencv_imgcodecs linked beside opencv_highgui (OpenCV 3+'s imread)")
+    return fixed, said
+
+
 PY_FIXES = [
     ("scikit-image", "as_gray= for the removed as_grey=",
      lambda t: re.sub(r"\bas_grey\s*=", "as_gray=", t)),
@@ -203,6 +221,13 @@ def _files(tree: Path, folders: tuple[str, ...], suffixes: tuple[str, ...]) -> l
 def fix_tree(tree: Path) -> list[str]:
     """Apply every fix under `tree`; one line per file changed."""
     said = []
+    makefile = tree / "Makefile"
+    if makefile.is_file():
+        text = makefile.read_text(errors="surrogateescape")
+        fixed, notes = fix_makefile(text)
+        if fixed != text:
+            makefile.write_text(fixed, errors="surrogateescape")
+            said += [f"caffebox fix (Makefile): {note} in Makefile" for note in notes]
     binding = tree / "python" / "caffe" / "_caffe.cpp"
     if binding.is_file():
         text = binding.read_text(errors="surrogateescape")

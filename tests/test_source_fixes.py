@@ -183,3 +183,42 @@ def test_python3_code_that_mentions_print_is_left_alone(tmp_path):
     original = 'print ("spaced call")\nprinter = 1\n'
     script.write_text(original)
     assert _fix_tree(tmp_path) == "" and script.read_text() == original
+
+
+OLD_MAKEFILE = """LIBRARIES += glog gflags protobuf leveldb snappy \\\\
+\tlmdb boost_system hdf5_hl hdf5 m \\\\
+\topencv_core opencv_highgui opencv_imgproc
+PYTHON_LIBRARIES := boost_python python2.7
+"""
+
+
+def test_an_old_makefile_takes_the_configs_python_and_links_imgcodecs(tmp_path):
+    """caffe-fast-rcnn's Makefile (2015) set PYTHON_LIBRARIES := boost_python python2.7 over
+    the config's, and linked OpenCV without imgcodecs, where OpenCV 3+ keeps imread."""
+    (tmp_path / "Makefile").write_text(OLD_MAKEFILE)
+    log = _fix_tree(tmp_path)
+    text = (tmp_path / "Makefile").read_text()
+    assert "PYTHON_LIBRARIES ?= boost_python python2.7" in text
+    assert "opencv_core opencv_highgui opencv_imgcodecs opencv_imgproc" in text
+    assert "caffebox fix (Makefile): PYTHON_LIBRARIES ?=" in log and "imgcodecs" in log
+    assert _fix_tree(tmp_path) == ""
+
+
+def test_a_makefile_that_knows_opencv_3_is_left_alone(tmp_path):
+    opencv3 = "ifeq ($(OPENCV_VERSION), 3)\n\tLIBRARIES += opencv_imgcodecs\nendif\n"
+    text = OLD_MAKEFILE.replace(":=", "?=") + opencv3
+    (tmp_path / "Makefile").write_text(text)
+    assert _fix_tree(tmp_path) == "" and (tmp_path / "Makefile").read_text() == text
+
+
+def test_pycaffe_gets_a_mode_getter(tmp_path):
+    binding = tmp_path / "python" / "caffe" / "_caffe.cpp"
+    binding.parent.mkdir(parents=True)
+    binding.write_text("void set_mode_gpu() { Caffe::set_mode(Caffe::GPU); }\n"
+                       "BOOST_PYTHON_MODULE(_caffe) {\n"
+                       '  bp::def("set_mode_gpu", &set_mode_gpu);\n}\n')
+    log = _fix_tree(tmp_path)
+    text = binding.read_text()
+    assert "int caffebox_mode() { return Caffe::mode(); }" in text
+    assert 'bp::def("caffebox_mode", &caffebox_mode);' in text
+    assert "caffebox_mode() reads Caffe's mode" in log and _fix_tree(tmp_path) == ""
