@@ -62,6 +62,8 @@ _RUN_HELP = {
     "layers": "A folder to put on PYTHONPATH (read-only); repeatable.",
     "image": "Image to run (setting image).",
     "gpu": "GPUs to hand in: '0', '0,1' or 'all' (seen inside as 0..n-1; a gpu image).",
+    "runtime": "docker (Docker or Podman's API; the default, setting runtime) or charliecloud "
+    "(ch-run on an unpacked export: --image DIR).",
 }
 
 
@@ -141,6 +143,7 @@ build_cpu = _build_task(
         "image": "Image to run (setting image, default caffebox:cpu).",
         "gpu": "GPUs to train on: '0', '0,1' or 'all' (needs the gpu image).",
         "overwrite": "Replace the snapshots an earlier run left under the same snapshot_prefix.",
+        "runtime": _RUN_HELP["runtime"],
     },
 )
 @friendly
@@ -154,6 +157,7 @@ def train(
     image: str = "",
     gpu: str = "",
     overwrite: bool = False,
+    runtime: str = "",
 ) -> None:
     """Run `caffe train -solver SOLVER` in the image, as you, in the current directory."""
     from caffebox import launch, training
@@ -163,7 +167,9 @@ def train(
         solver=solver, image=image or s.image, layer_dirs=layers or [], weights=weights,
         snapshot=snapshot, resume=resume, gpu=gpu, overwrite=overwrite,
     )  # fmt: skip
-    code, message = launch.train(launch.Target.from_settings(s, image), training.plan(options))
+    target = launch.Target.from_settings(s, image, runtime)
+    options.image = target.image
+    code, message = launch.train(target, training.plan(options))
     if code != 0:
         raise Exit("caffebox: " + message, code=code)
 
@@ -197,14 +203,15 @@ def test(c: Context, unit: bool = False, image: str = "", pytest_args: str = "")
 
 
 def _run_tool(
-    c: Context, command: list[str], layers: list[str] | None, image: str, gpu: str = ""
+    c: Context, command: list[str], layers: list[str] | None, image: str, gpu: str = "",
+    runtime: str = "",
 ) -> None:
     """Run a command in the image as `train` runs Caffe: cwd mounted, layer dirs on PYTHONPATH,
     the --gpu devices handed in (seen inside as 0..n-1)."""
     from caffebox import gpus, launch, runs
 
     cwd = Path.cwd().resolve()
-    target = launch.Target.from_settings(_settings(c), image)
+    target = launch.Target.from_settings(_settings(c), image, runtime)
     spec = runs.RunSpec(
         image=target.image, command=command, cwd=cwd,
         layer_dirs=runs.check_layer_dirs(layers or [], cwd),
@@ -249,6 +256,7 @@ def gradcheck(
     seed: int = 1701,
     image: str = "",
     gpu: str = "",
+    runtime: str = "",
 ) -> None:
     """Check a Python layer's backward numerically on real pycaffe; non-zero exit on failure."""
     from caffebox import layer_checks
@@ -258,7 +266,7 @@ def gradcheck(
         propagate_down=propagate_down, step=step, threshold=threshold, kink=kink,
         kink_range=kink_range, seed=seed, gpu=gpu,
     )  # fmt: skip
-    _run_tool(c, layer_checks.gradcheck_command(options), layers, image, gpu)
+    _run_tool(c, layer_checks.gradcheck_command(options), layers, image, gpu, runtime)
 
 
 @task(
@@ -270,12 +278,16 @@ def gradcheck(
 )
 @friendly
 def python(
-    c: Context, script: str, layers: list[str] | None = None, image: str = "", gpu: str = ""
+    c: Context,
+    script: str,
+    layers: list[str] | None = None,
+    image: str = "",
+    gpu: str = "",
+    runtime: str = "",
 ) -> None:
     """Run a Python script in the image (pycaffe, NetSpec, our layers), as you, here."""
-    _run_tool(
-        c, ["python3", *split_args(script, "the script and its arguments")], layers, image, gpu
-    )
+    command = ["python3", *split_args(script, "the script and its arguments")]
+    _run_tool(c, command, layers, image, gpu, runtime)
 
 
 def _program_words(remainder: str) -> list[str]:
@@ -293,7 +305,9 @@ def _program_words(remainder: str) -> list[str]:
     help=_RUN_HELP,
 )
 @friendly
-def run_task(c: Context, layers: list[str] | None = None, image: str = "", gpu: str = "") -> None:
+def run_task(
+    c: Context, layers: list[str] | None = None, image: str = "", gpu: str = "", runtime: str = ""
+) -> None:
     """Run any program in the image, as you, here: caffebox run -- caffe test -model ...
 
     Caffe's tools (caffe, convert_imageset, compute_image_mean, ...) and the tree's Python
@@ -307,7 +321,7 @@ def run_task(c: Context, layers: list[str] | None = None, image: str = "", gpu: 
             "-- caffe time -model net.prototxt -iterations 10' (options for caffebox itself, "
             "such as --layers and --image, go before the '--')."
         )
-    _run_tool(c, words, layers, image, gpu)
+    _run_tool(c, words, layers, image, gpu, runtime)
 
 
 @task(
@@ -330,12 +344,14 @@ def time_task(
     image: str = "",
     gpu: str = "",
     csv: str = "",
+    runtime: str = "",
 ) -> None:
     """`caffe time` per layer, sorted, Python layers marked with their share of the step."""
     from caffebox import launch, timing
 
     timing.time_net(
-        launch.Target.from_settings(_settings(c), image), net, iterations=iterations, gpu=gpu,
+        launch.Target.from_settings(_settings(c), image, runtime), net, iterations=iterations,
+        gpu=gpu,
         layer_dirs=layers, csv_file=csv,
     )  # fmt: skip
 
@@ -359,13 +375,14 @@ def test_layers(
     pytest_args: str = "",
     image: str = "",
     gpu: str = "",
+    runtime: str = "",
 ) -> None:
     """Run your layers' pytest suite inside the image, on real pycaffe, with fixtures."""
     from caffebox import layer_checks
 
     args = split_args(pytest_args, "--pytest-args")
     command, folder = layer_checks.test_layers_command(path, args)
-    _run_tool(c, command, [str(folder), *(layers or [])], image, gpu)
+    _run_tool(c, command, [str(folder), *(layers or [])], image, gpu, runtime)
 
 
 _GPU_HELP = {
@@ -410,7 +427,8 @@ def cuda_base(c: Context, tag: str = "", base: str = "", cuda: str = "13") -> No
 @task(
     help={
         "image": "The image to export, e.g. caffebox:cpu.",
-        "out": "The file to write, NAME.tar.zst.",
+        "out": "The file to write, NAME.tar.zst; or a folder, DIR/, to unpack it there for "
+        "ch-run (--runtime charliecloud --image DIR).",
         "without_cuda_libs": "Leave out cudart, cuBLAS, cuDNN, cuRAND and NCCL: the host's are "
         "used (caffebox-run finds them).",
         "level": "zstd compression level (default 10; 19 is smaller and much slower).",
@@ -425,10 +443,21 @@ def export(
     from caffebox import export as exporter
 
     target = Path(out).resolve()
+    folder = None
+    if out.endswith("/") or target.is_dir():  # DIR/: unpacked, ready for ch-run
+        folder, target = target, target.with_name(target.name + ".tar.zst")
     report = exporter.export(
         engine.connect(), image, target, without_cuda_libs=without_cuda_libs, level=level
     )
-    print(exporter.describe(report, target))
+    if folder is None:
+        print(exporter.describe(report, target))
+        return
+    try:
+        exporter.unpack(target, folder)
+    finally:
+        target.unlink(missing_ok=True)
+    print(f"caffebox: unpacked {image} into {folder}: 'caffebox train SOLVER --runtime "
+          f"charliecloud --image {folder}' runs it with ch-run")  # fmt: skip
 
 
 @task(
@@ -461,11 +490,12 @@ def sweep(
     slurm_args: str = "",
     wait: bool = False,
     status: bool = False,
+    runtime: str = "",
 ) -> None:
     """Train a grid of settings: local runs N at a time, or a Slurm job array."""
     from caffebox import launch, sweeping
 
-    target = launch.Target.from_settings(_settings(c), image)
+    target = launch.Target.from_settings(_settings(c), image, runtime)
     options = sweeping.SweepOptions(
         solver=solver, settings=set or [], parallel=parallel, resume=resume,
         layer_dirs=layers or [], image=target.image, gpu=gpu, slurm=slurm,

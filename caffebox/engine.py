@@ -41,3 +41,17 @@ def has_own_init(client: docker.DockerClient, name: str) -> bool:
     need not add one (Podman's needs catatonit on the host for that)."""
     entry = (client.images.get(name).attrs.get("Config") or {}).get("Entrypoint") or []
     return bool(entry) and entry[0].rsplit("/", 1)[-1] in ("tini", "tini-static", "catatonit")
+
+
+def is_podman(client: docker.DockerClient) -> bool:
+    """True for Podman's Docker-compatible service (`podman system service`)."""
+    components = client.version().get("Components") or []
+    return any(str(c.get("Name", "")).startswith("Podman") for c in components)
+
+
+def is_rootless(client: docker.DockerClient) -> bool:
+    """True for an engine running as a normal user (Podman says Rootless; Docker lists
+    name=rootless among its security options)."""
+    info = client.info()
+    options = info.get("SecurityOptions") or []
+    return bool(info.get("Rootless")) or any("rootless" in str(o) for o in options)

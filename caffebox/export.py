@@ -12,8 +12,10 @@ own are used; the driver is always the host's.
 from __future__ import annotations
 
 import io
+import json
 import re
 import shlex
+import subprocess
 import tarfile
 import time
 from collections.abc import Iterable, Iterator
@@ -29,6 +31,8 @@ from caffebox.errors import CaffeboxError
 ENTRY = "usr/bin/caffebox-run"
 # Charliecloud reads an image's environment from here (ch-run --set-env).
 CH_ENVIRONMENT = "ch/environment"
+# What the image was (labels, id, digests), for run records made with --runtime charliecloud.
+FACTS = "etc/caffebox/image.json"
 # Shared objects of the CUDA toolkit that the host provides with --without-cuda-libs.
 CUDA_LIBRARIES = re.compile(r"^lib(cudart|cublas|cublasLt|cudnn\w*|curand|nccl)\.so(\.|$)")
 # Where the entry script looks for the host's CUDA libraries, after $LD_LIBRARY_PATH.
@@ -195,9 +199,12 @@ def export(
             "(invoke pull), or name one from 'docker images'."
         ) from None
     env = attrs.get("Config", {}).get("Env") or []
+    facts = {"name": image, "id": attrs.get("Id", ""), "digests": attrs.get("RepoDigests") or [],
+             "labels": attrs.get("Config", {}).get("Labels") or {}}  # fmt: skip
     script = entry_script(image, env, cuda_from_host=without_cuda_libs).encode()
     ch_env = "".join(f"{e}\n" for e in env if not e.startswith(("HOME=", "HOSTNAME="))).encode()
-    extra = {ENTRY: (script, 0o755), CH_ENVIRONMENT: (ch_env, 0o644)}
+    extra = {ENTRY: (script, 0o755), CH_ENVIRONMENT: (ch_env, 0o644),
+             FACTS: (json.dumps(facts, indent=2).encode() + b"\n", 0o644)}  # fmt: skip
     container = client.containers.create(image, command=["true"], labels={"io.caffebox.run": "1"})
     partial = out.with_name(out.name + ".partial")
     try:
@@ -232,3 +239,24 @@ def describe(report: ExportReport, out: Path) -> str:
         "solver.prototxt'"
     )
     return "\n".join(lines)
+
+
+def unpack(archive: Path, folder: Path) -> None:
+    """An export unpacked into `folder` (made, empty) for ch-run: `caffebox export IMAGE
+    DIR/` in one step. tar as the user: device nodes are skipped, as ch-run needs none."""
+    if folder.exists() and any(folder.iterdir()):
+        raise CaffeboxError(
+            f"{folder} is not empty. Unpack an export into a new folder (ch-run's image "
+            "directory), e.g. 'caffebox export caffebox:cpu /shared/images/caffebox-cpu/'."
+        )
+    folder.mkdir(parents=True, exist_ok=True)
+    done = subprocess.run(["tar", "--zstd", "-xf", str(archive), "-C", str(folder),
+                           "--no-same-owner", "--exclude=dev/*"],
+                          capture_output=True, text=True)  # fmt: skip
+    if done.returncode != 0:
+        raise CaffeboxError(
+            f"Could not unpack the export into {folder}: {done.stderr.strip()[-500:]}. Check "
+            "that tar has --zstd (GNU tar 1.31+ with zstd installed) and that the folder is "
+            "writable.",
+            exit_code=1,
+        )

@@ -13,11 +13,12 @@ import functools
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, TextIO
 
 import docker
 
-from caffebox import building, engine, gpus, runs, training
+from caffebox import building, charliecloud, engine, gpus, runs, training
 from caffebox import solver as solverlib
 from caffebox.errors import CaffeboxError
 from caffebox.progress import ProgressBar
@@ -32,17 +33,43 @@ class Target:
     registry: str = ""
     # Makes the image when it can be neither found nor pulled; None: the user's own image.
     build: Callable[[], Any] | None = None
+    # docker (any Docker-compatible engine: Docker, Podman) or charliecloud (`image` is an
+    # unpacked export, run with ch-run: no engine at all).
+    runtime: str = "docker"
 
     @classmethod
-    def from_settings(cls, settings: Any, image: str = "") -> Target:
+    def from_settings(cls, settings: Any, image: str = "", runtime: str = "") -> Target:
         """The --image given (or the image setting); buildable when it is caffebox's tag."""
+        runtime = runtime or getattr(settings, "runtime", "") or "docker"
+        if runtime not in RUNTIMES:
+            raise CaffeboxError(
+                f"--runtime {runtime!r}: caffebox runs images with {' or '.join(RUNTIMES)} "
+                "(docker also stands for Podman's Docker-compatible service)."
+            )
         name = image or settings.image
+        if runtime == "charliecloud":
+            if not image:
+                raise CaffeboxError(
+                    "--runtime charliecloud needs --image DIR: an unpacked export made by "
+                    "'caffebox export caffebox:cpu DIR/'."
+                )
+            return cls(image=str(Path(image).resolve()), runtime=runtime)
         variant = building.variant_named(settings, name)
         build = None
         if variant:
             options = building.BuildOptions(tag=name)
             build = functools.partial(building.build, settings, variant, options)
         return cls(image=name, registry=settings.registry, build=build)
+
+
+RUNTIMES = ("docker", "charliecloud")
+
+
+def connect(target: Target) -> Any:
+    """The engine for the target: Docker's API (Docker, Podman), or ch-run's stand-in."""
+    if target.runtime == "charliecloud":
+        return charliecloud.ChClient(charliecloud.check_rootfs(Path(target.image)))
+    return engine.connect()
 
 
 def ready(
@@ -53,7 +80,9 @@ def ready(
     out: TextIO = sys.stdout,
 ) -> str:
     """The image is here (found, pulled or built) and fits the run; returns its variant."""
-    why = ensure_image(client, target.image, target.registry, out=out)
+    why = "" if target.runtime == "charliecloud" else ensure_image(
+        client, target.image, target.registry, out=out
+    )
     if why:
         if target.build is None:
             raise CaffeboxError(
@@ -73,13 +102,19 @@ def ready(
             f"{solver.path} sets solver_mode: GPU, but {target.image} is the CPU image. "
             "Set solver_mode: CPU there, or train on a GPU image with --gpu."
         )
-    gpus.check_gpu_run(client, target.image, variant, list(gpu_list))
+    if target.runtime == "charliecloud":  # ch-run sees the host's GPUs: no engine to ask
+        gpus.check_image_variant(variant, target.image, list(gpu_list))
+    else:
+        gpus.check_gpu_run(client, target.image, variant, list(gpu_list))
     return variant
 
 
 def _init(client: docker.DockerClient, spec: runs.RunSpec) -> runs.RunSpec:
-    """The engine's init only where the image has none of its own."""
+    """What the spec needs of this engine: its init only where the image has none of its
+    own; Podman's options (rootful or rootless) where the engine is Podman."""
     spec.init = not engine.has_own_init(client, spec.image)
+    spec.podman = engine.is_podman(client)
+    spec.rootless = spec.podman and engine.is_rootless(client)
     return spec
 
 
@@ -90,7 +125,7 @@ def run_program(
     watch: runs.Watch | None = None,
 ) -> int:
     """A program in the image (python, gradcheck, test-layers, run, time); its exit status."""
-    client = engine.connect()
+    client = connect(target)
     ready(client, target, spec.gpus, out=out)
     result = runs.run(client, _init(client, spec), watch=watch, out=out)
     missing = runs.missing_command(result, spec)
@@ -103,7 +138,7 @@ def train(target: Target, plan: training.TrainPlan, out: TextIO = sys.stdout) ->
     """`caffe train` for a checked plan: locked first (a busy prefix refuses before any
     build), then the image, then the run with its record; the status and closing message."""
     with plan.lock():
-        client = engine.connect()
+        client = connect(target)
         ready(client, target, plan.spec.gpus, plan.solver, out=out)
         _init(client, plan.spec)
         return training.run_recorded(client, plan, out=out)

@@ -55,6 +55,9 @@ class RunSpec:
     cpuset: str = ""
     # Ask the engine for its init: for images without their own (caffebox images run tini).
     init: bool = True
+    # The engine is Podman (its tmpfs takes no uid=), rootless (the user is root inside).
+    podman: bool = False
+    rootless: bool = False
 
 
 def check_layer_dirs(dirs: Iterable[str | os.PathLike[str]], cwd: Path) -> list[Path]:
@@ -118,12 +121,19 @@ def container_options(spec: RunSpec) -> dict[str, Any]:
         threads = str(_count_cpus(spec.cpuset))
         env.update(OMP_NUM_THREADS=threads, OPENBLAS_NUM_THREADS=threads)
     env.update(spec.env)
-    extra = {"cpuset_cpus": spec.cpuset} if spec.cpuset else {}
+    extra: dict[str, Any] = {"cpuset_cpus": spec.cpuset} if spec.cpuset else {}
+    # Docker: a private HOME owned by the user. Podman refuses a tmpfs's uid=/gid= options;
+    # its HOME is a sticky world-writable tmpfs (one user in the container anyway).
+    home = "mode=1777" if spec.podman else f"uid={spec.uid},gid={spec.gid},mode=0700"
+    # Rootless Podman maps the user who runs it to root inside (its user namespace): root
+    # in there writes files the user owns out here, where another uid could not write at
+    # all. (Docker's SDK refuses Podman's userns_mode=keep-id.)
+    user = "0:0" if spec.podman and spec.rootless else f"{spec.uid}:{spec.gid}"
     return {
         **extra,
         "image": spec.image,
         "command": list(spec.command),
-        "user": f"{spec.uid}:{spec.gid}",
+        "user": user,
         "working_dir": str(spec.cwd),
         "mounts": mounts(spec),
         "environment": env,
@@ -134,7 +144,7 @@ def container_options(spec: RunSpec) -> dict[str, Any]:
         "network_mode": "none",
         "security_opt": ["no-new-privileges"],
         "cap_drop": ["ALL"],
-        "tmpfs": {CONTAINER_HOME: f"uid={spec.uid},gid={spec.gid},mode=0700"},
+        "tmpfs": {CONTAINER_HOME: home},
         "labels": {RUN_LABEL: "1"},
         "device_requests": gpus.device_requests(spec.gpus),
         "detach": True,

@@ -18,6 +18,9 @@ DEFAULTS: dict[str, Any] = {
     "caffebox": {
         # The image `train`, `run`, `python` and the other tasks that start a container run.
         "image": "caffebox:cpu",
+        # docker (Docker or Podman's Docker-compatible API) or charliecloud (ch-run on an
+        # unpacked export; --image is then its folder).
+        "runtime": "docker",
         "cpu_image": "caffebox:cpu",
         "gpu_image": "caffebox:gpu",
         # Override a variant's base images (empty = the variant's own, see variants.py).

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TextIO
 
-from caffebox import engine, gpus, grid, launch, plots, runs, slurm, training
+from caffebox import gpus, grid, launch, plots, runs, slurm, training
 from caffebox import solver as solverlib
 from caffebox.errors import CaffeboxError
 from caffebox.progress import ProgressBar
@@ -87,6 +87,8 @@ def sweep(options: SweepOptions, out: TextIO = sys.stdout) -> int:
               f" ({len(todo)} to run)\n")  # fmt: skip
     if options.slurm:
         train_args = ["--image", options.image]
+        if options.target is not None and options.target.runtime != "docker":
+            train_args += ["--runtime", options.target.runtime]  # an export on shared storage
         for folder in options.layer_dirs:
             train_args += ["--layers", folder]
         job = slurm.submit(root, variants, todo, cwd, train_args, options.slurm_args)
@@ -103,8 +105,9 @@ def sweep(options: SweepOptions, out: TextIO = sys.stdout) -> int:
     gpu_list = gpus.parse_gpus(options.gpu) if options.gpu else []
     if gpu_list == ["all"]:
         raise CaffeboxError("sweep --gpu: name the GPUs to share out, e.g. --gpu 0,1.")
-    client = engine.connect()
-    launch.ready(client, options.target or launch.Target(options.image), gpu_list, solver, out)
+    target = options.target or launch.Target(options.image)
+    client = launch.connect(target)
+    launch.ready(client, target, gpu_list, solver, out)
     parallel = options.parallel or (len(gpu_list) or max(1, (os.cpu_count() or 2) // 2))
     parallel = max(1, min(parallel, len(todo) or 1))
     slots = grid.cpu_slots(parallel)

@@ -43,9 +43,14 @@ def main(folder: str) -> None:
     step("caffe.io.load_image of a colour PNG")
     colour = caffe.io.load_image(png)
     assert colour.shape == (8, 8, 3) and colour.dtype == np.float32, colour.shape
-    step("caffe.io.load_image(color=False)")
-    grey = caffe.io.load_image(png, color=False)
+    # A grey PNG: color=False gives one channel in every pycaffe (2015's io.py converts
+    # only images that are grey already), color=True three.
+    grey_png = os.path.join(folder, "grey.png")
+    skimage.io.imsave(grey_png, pixels[:, :, 0], check_contrast=False)
+    step("caffe.io.load_image(color=False) of a grey PNG")
+    grey = caffe.io.load_image(grey_png, color=False)
     assert grey.shape == (8, 8, 1), grey.shape
+    assert caffe.io.load_image(grey_png).shape == (8, 8, 3)
     step("caffe.io.resize_image")
     assert caffe.io.resize_image(colour, (5, 7)).shape == (5, 7, 3)
     step("caffe.io.Transformer.preprocess")

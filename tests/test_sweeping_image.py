@@ -122,3 +122,35 @@ def test_ctrl_c_stops_every_run(tmp_path, engine, image):
     assert not engine.containers.list(all=True, filters={"label": "io.caffebox.run"})
     (root,) = (project / "sweeps").iterdir()
     assert len(list(root.glob("*/snapshots/*.solverstate"))) == 2, "each run snapshotted"
+
+
+@pytest.fixture(scope="module")
+def unpacked(image, tmp_path_factory):
+    """`caffebox export IMAGE DIR/`: the image as a folder for ch-run, in one step."""
+    folder = tmp_path_factory.mktemp("export") / "caffebox-cpu"
+    done = caffebox("export", image, f"{folder}/", cwd=folder.parent, timeout=900)
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    assert (folder / "usr/bin/caffebox-run").is_file() and not list(folder.parent.glob("*.zst"))
+    return folder
+
+
+def test_slurm_array_with_charliecloud_and_no_docker(tmp_path, unpacked, slurm_cluster):
+    """Clusters rarely allow Docker: each task runs the unpacked export with ch-run, and
+    no task can reach any Docker engine."""
+    project = _short(digits_project(tmp_path))
+    env = {**os.environ, **slurm_cluster, "DOCKER_HOST": "unix:///nonexistent.sock"}
+    started = time.monotonic()
+    done = caffebox("sweep", SOLVER, "--set", "base_lr=0.01,0.03,0.05", "--slurm", "--wait",
+                    "--runtime", "charliecloud", "--image", str(unpacked), cwd=project,
+                    env=env, timeout=1200)  # fmt: skip
+    print(f"\nSlurm + Charliecloud sweep of 3: {time.monotonic() - started:.1f} s")
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-2000:]
+    assert "Slurm tasks: 3 COMPLETED" in done.stdout
+    (root,) = (project / "sweeps").iterdir()
+    script = (root / "array.sbatch").read_text()
+    assert f"--runtime charliecloud --image {unpacked}" in script
+    records = _records(root)
+    assert len(records) == 3 and all(r["exit_code"] == 0 for r in records)
+    assert all(r["image"]["name"] == str(unpacked) and r["image"]["id"] for r in records)
+    assert all(r["final"]["test"]["accuracy"] > 0.5 for r in records)
+    assert (root / "curves.png").is_file()

@@ -112,7 +112,10 @@ class FakeEngine:
         self.images, self.containers, self.api = _Images(self), _Containers(self), _Api(self)
 
     def info(self) -> dict[str, Any]:
-        return {"Runtimes": {r: {} for r in self.runtimes}}
+        return {"Runtimes": {r: {} for r in self.runtimes}, "SecurityOptions": []}
+
+    def version(self) -> dict[str, Any]:
+        return {"Components": [{"Name": "Engine"}]}
 
     def build(self, **kwargs: Any):
         return iter([{"stream": "ok\n"}])
