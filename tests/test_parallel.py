@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import os
 import sys
-import time
 import types
 
 import pytest
@@ -100,9 +99,7 @@ def test_a_rank_that_dies_in_cpp_ends_the_others(fake_caffe):
     # Rank 1 exits hard after its first chunk; rank 0 would wait at the barrier (in real
     # life: in an NCCL all-reduce) for ever unless the parent ends it.
     fake_caffe(max_iter=400, display=4, fail=(1, "abort"))
-    start = time.monotonic()
-    assert parallel.run("solver.prototxt", [0, 1]) == 1
-    assert time.monotonic() - start < 20
+    assert parallel.run("solver.prototxt", [0, 1]) == 1  # returns: nothing waits for ever
 
 
 def test_no_nccl_is_a_clear_error(monkeypatch, capsys):

@@ -103,13 +103,17 @@ def test_ctrl_c_stops_every_run(tmp_path, engine, image):
         text=True, preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )  # fmt: skip
     try:
-        deadline = time.monotonic() + 120
+        # Wait on the event, not a clock: both runs' Caffe has logged an iteration (its
+        # SIGINT handler is in place, so Ctrl-C snapshots rather than kills).
+        deadline = time.monotonic() + 300
         while time.monotonic() < deadline:
             running = engine.containers.list(filters={"label": "io.caffebox.run"})
-            if len(running) == 2:
+            logs = [c.logs().decode(errors="replace") for c in running]
+            if len(logs) == 2 and all("] Iteration " in text for text in logs):
                 break
-            time.sleep(0.5)
-        time.sleep(3)
+            time.sleep(0.2)
+        else:
+            pytest.fail("the two runs never both reached an iteration")
         proc.send_signal(signal.SIGINT)
         out, _ = proc.communicate(timeout=180)
     finally:
