@@ -15,9 +15,10 @@ import traceback
 import numpy as np
 
 STEPS: list[str] = []
+# The net's input as the deprecated top-level fields every Caffe parses (2015's trees
+# predate the Input layer; newer ones upgrade these to one).
 DEPLOY = """name: "check"
-layer { name: "data" type: "Input" top: "data"
-        input_param { shape { dim: 1 dim: 3 dim: 8 dim: 8 } } }
+input: "data" input_dim: 1 input_dim: 3 input_dim: 8 input_dim: 8
 layer { name: "ip" type: "InnerProduct" bottom: "data" top: "ip"
         inner_product_param { num_output: 4 weight_filler { type: "xavier" } } }
 layer { name: "prob" type: "Softmax" bottom: "ip" top: "prob" }

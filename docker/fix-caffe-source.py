@@ -14,7 +14,8 @@ that needs nothing more. fix-caffe-source.sh runs it after its own (sed) fixes.
   ?= (the config's Python 3 libraries win); OpenCV's imgcodecs linked where the Makefile
   predates OpenCV 3.
 - Python (pycaffe, its scripts, tools/extra): scikit-image's removed `as_grey=` keyword;
-  numpy's removed `tostring()`/`fromstring()`; a name a module calls but never imports
+  numpy's removed `tostring()`/`fromstring()`; float crop indices (classifier.py before
+  2016); a name a module calls but never imports
   where only one import can be meant (`resize`, `zoom`); Python 2 print statements and
   `except E, e:` in scripts that Python 3 cannot compile.
 """
@@ -161,6 +162,39 @@ def fix_missing_imports(text: str) -> tuple[str, list[str]]:
     return "".join(lines[:at]) + added + "".join(lines[at:]), missing
 
 
+def fix_float_crops(text: str) -> str:
+    """`crop = np.tile(center, ...) + np.concatenate([-dims / 2.0, dims / 2.0])` used as
+    slice indices (pycaffe's classifier.py before 2016): numpy 1.12+ refuses float
+    indices, so caffe.Classifier(...).predict failed. Adds `crop = crop.astype(int)`."""
+    try:
+        tree = ast.parse(text)
+    except SyntaxError:
+        return text
+    lines = text.splitlines(keepends=True)
+    inserts = []
+    blocks = [getattr(node, field, None) for node in ast.walk(tree)
+              for field in ("body", "orelse", "finalbody")]  # fmt: skip
+    for body in blocks:
+        if not isinstance(body, list):
+            continue
+        for i, stmt in enumerate(body):
+            if not (isinstance(stmt, ast.Assign) and len(stmt.targets) == 1
+                    and isinstance(stmt.targets[0], ast.Name)):  # fmt: skip
+                continue
+            source = ast.get_source_segment(text, stmt.value) or ""
+            if "np.tile(" not in source or "/ 2.0" not in source:
+                continue
+            name = stmt.targets[0].id
+            after = ast.get_source_segment(text, body[i + 1]) if i + 1 < len(body) else ""
+            if f"{name}.astype(int)" in (after or ""):
+                continue
+            indent = lines[stmt.lineno - 1][: stmt.col_offset]
+            inserts.append((stmt.end_lineno, f"{indent}{name} = {name}.astype(int)\n"))
+    for at, line in sorted(inserts, reverse=True):
+        lines.insert(at, line)
+    return "".join(lines)
+
+
 def _compiles(text: str) -> bool:
     try:
         compile(text, "<caffe>", "exec")
@@ -206,6 +240,7 @@ PY_FIXES = [
      lambda t: re.sub(r"\.tostring\(\)", ".tobytes()", t)),
     ("numpy 2", "frombuffer(...).copy() for the removed fromstring()", fix_fromstring),
     ("Python 3", "print() and 'except E as e' for Python 2 statements", fix_python2),
+    ("numpy", "integer crop indices (numpy 1.12+ refuses float ones)", fix_float_crops),
 ]  # fmt: skip
 
 

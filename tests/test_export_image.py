@@ -93,3 +93,74 @@ def test_chroot_as_root(exported, open_tmp):
             subprocess.run(["umount", str(mount)], check=False)
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-3000:]
     _check_training(done.stdout + done.stderr, project)
+
+
+PASSTHROUGH = '''import caffe
+
+
+class Passthrough(caffe.Layer):
+    """BVLC's pycaffe example style: a layer module in a folder of the user's."""
+
+    def setup(self, bottom, top):
+        pass
+
+    def reshape(self, bottom, top):
+        top[0].reshape(*bottom[0].data.shape)
+
+    def forward(self, bottom, top):
+        top[0].data[...] = bottom[0].data
+
+    def backward(self, top, propagate_down, bottom):
+        bottom[0].diff[...] = top[0].diff
+'''
+
+
+def test_the_tutorials_pythonpath_under_ch_run(exported, open_tmp):
+    """PYTHONPATH=/path/to:$PYTHONPATH caffe train, inside ch-run: caffebox-run once
+    replaced the user's PYTHONPATH with the image's (ModuleNotFoundError)."""
+    rootfs = _unpack(exported, open_tmp / "ch-image-pythonpath")
+    project = open_tmp / "ch-project-pythonpath"
+    digits_project(project)
+    (project / "pylayers").mkdir()
+    (project / "pylayers" / "passthrough.py").write_text(PASSTHROUGH)
+    net = project / "examples" / "digits" / "net.prototxt"
+    net.write_text(net.read_text().replace(
+        'bottom: "ip2" bottom: "label" top: "loss"', 'bottom: "ip2copy" bottom: "label" top: "loss"'
+    ) + 'layer { name: "copy" type: "Python" bottom: "ip2" top: "ip2copy"\n'
+        '  python_param { module: "passthrough" layer: "Passthrough" } }\n')  # fmt: skip
+    _project(project)
+    done = subprocess.run(
+        ["ch-run", "-b", f"{project}:/workspace", "-c", "/workspace", str(rootfs), "--",
+         "caffebox-run", "caffe", "train", "-solver", SOLVER],
+        user=USER, group=USER, capture_output=True, text=True,
+        env={"PATH": "/usr/bin:/bin", "USER": "caffeboxuser", "HOME": "/nonexistent",
+             "PYTHONPATH": "/workspace/pylayers"},
+    )  # fmt: skip
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-3000:]
+    _check_training(done.stdout + done.stderr, project)
+
+
+def test_train_with_the_charliecloud_runtime_stops_on_sigterm(exported, open_tmp):
+    """`scancel` sends SIGTERM: Caffe snapshots, caffebox exits 143 and says how to resume."""
+    import signal
+
+    rootfs = _unpack(exported, open_tmp / "ch-image-runtime")
+    project = _project(open_tmp / "ch-project-runtime")
+    solver = project / SOLVER
+    solver.write_text(solver.read_text().replace("max_iter: 1500", "max_iter: 10000000"))
+    env = {**os.environ, "DOCKER_HOST": "unix:///nonexistent.sock"}
+    from .support.cli import CAFFEBOX
+
+    proc = subprocess.Popen([*CAFFEBOX, "train", SOLVER, "--runtime", "charliecloud", "--image",
+                             str(rootfs)], cwd=project, env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)  # fmt: skip
+    seen = []
+    for line in proc.stdout:  # wait on the event: Caffe is iterating (its handler is in)
+        seen.append(line)
+        if "] Iteration 200" in line:
+            break
+    proc.send_signal(signal.SIGTERM)
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 143, "".join(seen)[-2000:] + out[-2000:] + err[-2000:]
+    assert "stopped by SIGTERM" in err and "Resume it with: caffebox train" in err
+    assert list((project / "snapshots").glob("digits_iter_*.solverstate"))

@@ -222,3 +222,33 @@ def test_pycaffe_gets_a_mode_getter(tmp_path):
     assert "int caffebox_mode() { return Caffe::mode(); }" in text
     assert 'bp::def("caffebox_mode", &caffebox_mode);' in text
     assert "caffebox_mode() reads Caffe's mode" in log and _fix_tree(tmp_path) == ""
+
+
+OLD_CLASSIFIER = """import numpy as np
+
+
+class Classifier:
+    def predict(self, inputs, oversample=True):
+        if oversample:
+            pass
+        else:
+            center = np.array(self.image_dims) / 2.0
+            crop = np.tile(center, (1, 2))[0] + np.concatenate([
+                -self.crop_dims / 2.0,
+                self.crop_dims / 2.0
+            ])
+            input_ = input_[:, crop[0]:crop[2], crop[1]:crop[3], :]
+        return input_
+"""
+
+
+def test_float_crop_indices_become_integers(tmp_path):
+    """pycaffe's classifier.py before 2016 sliced with floats: numpy 1.12+ refuses them, so
+    caffe.Classifier(...).predict failed on caffe-fast-rcnn's tree."""
+    path = tmp_path / "python" / "caffe" / "classifier.py"
+    path.parent.mkdir(parents=True)
+    path.write_text(OLD_CLASSIFIER)
+    log = _fix_tree(tmp_path)
+    text = path.read_text()
+    assert "            ])\n            crop = crop.astype(int)\n            input_ = input_[" in text
+    assert "integer crop indices" in log and _fix_tree(tmp_path) == ""
