@@ -34,7 +34,9 @@ CH_ENVIRONMENT = "ch/environment"
 # What the image was (labels, id, digests), for run records made with --runtime charliecloud.
 FACTS = "etc/caffebox/image.json"
 # Shared objects of the CUDA toolkit that the host provides with --without-cuda-libs.
-CUDA_LIBRARIES = re.compile(r"^lib(cudart|cublas|cublasLt|cudnn\w*|curand|nccl)\.so(\.|$)")
+CUDA_LIBRARIES = re.compile(
+    r"^lib(cudart|cublas|cublasLt|cudnn\w*|curand|nccl|nvrtc|nvrtc-builtins)\.so(\.|$)"
+)
 # Where the entry script looks for the host's CUDA libraries, after $LD_LIBRARY_PATH.
 CUDA_SEARCH = (
     "/usr/local/cuda/lib64",

@@ -30,7 +30,12 @@ if [ "${COMPILE_ONLY:-}" = 1 ]; then
     # shellcheck disable=SC2086  # two targets, split on purpose
     make -j"$JOBS" $targets
     mkdir -p "$PREFIX" && cp Makefile.config "$PREFIX/Makefile.config"
-    echo "CAFFE_BUILD_DIR=$SRC/$BUILD" > "$PREFIX/build-info.env"
+    cuda_version=""
+    if [ -n "$CUDA_DIR" ] && [ -x "$CUDA_DIR/bin/nvcc" ]; then  # CuPy for it, as a full build
+        cuda_version=$("$CUDA_DIR/bin/nvcc" --version | sed -n 's/.*release \([0-9][0-9.]*\),.*/\1/p')
+    fi
+    printf 'CAFFE_BUILD_DIR=%s\nCUDA_VERSION=%s\n' "$SRC/$BUILD" "$cuda_version" \
+        > "$PREFIX/build-info.env"
     log "compiled: $(find "$BUILD" -name '*.o' | wc -l) objects in $SRC/$BUILD"
     exit 0
 fi

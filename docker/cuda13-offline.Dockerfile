@@ -29,11 +29,12 @@ RUN if [ -s /tmp/caffebox/ca-certificates.crt ]; then \
 ENV PATH=/usr/local/cuda/bin:$PATH
 
 # Only what a program built on devel loads: the shared libraries of cuda13-wheels.txt's
-# runtime wheels (not NVVM, which is nvcc's).
+# runtime wheels (not NVVM, which is nvcc's), NVRTC included (CuPy compiles with it).
 FROM ${BASE_IMAGE} AS runtime
 LABEL io.caffebox.image="cuda13-offline-runtime"
 COPY --from=devel /usr/local/cuda/lib64/libcudart.so.* /usr/local/cuda/lib64/libcublas*.so.* \
      /usr/local/cuda/lib64/libcurand.so.* /usr/local/cuda/lib64/libcudnn*.so.* \
-     /usr/local/cuda/lib64/libnccl.so.* /usr/local/cuda/lib64/
+     /usr/local/cuda/lib64/libnccl.so.* /usr/local/cuda/lib64/libnvrtc.so.* \
+     /usr/local/cuda/lib64/libnvrtc-builtins.so.* /usr/local/cuda/lib64/
 RUN ln -s lib64 /usr/local/cuda/lib \
     && echo /usr/local/cuda/lib64 > /etc/ld.so.conf.d/cuda.conf && ldconfig

@@ -20,6 +20,7 @@ def _rootfs() -> bytes:
             ("usr/local/cuda/lib64/libcublasLt.so.13", b"b" * 50),
             ("usr/lib/x86_64-linux-gnu/libcudnn_ops.so.9", b"d" * 70),
             ("usr/lib/x86_64-linux-gnu/libnccl.so.2", b"n" * 20),
+            ("usr/local/cuda/lib64/libnvrtc.so.13", b"r" * 30),  # CuPy's kernel compiler
             ("usr/lib/x86_64-linux-gnu/libcuda.so.1", b"driver"),  # the driver's: never ours
             ("opt/caffe/lib/libcaffe.so.1.0.0", b"caffe"),
             ("usr/local/cuda/bin/nvcc", b"compiler"),
@@ -55,9 +56,9 @@ def test_rewrite_adds_the_entry_and_drops_cuda_only_when_asked(drop):
     toolkit = {n for n in names if n.startswith("usr/local/cuda/")}
     if drop:
         assert not cuda and not toolkit
-        assert len(report.left_out) == 7 and report.left_out_bytes == 240 + 14
+        assert len(report.left_out) == 8 and report.left_out_bytes == 270 + 14
     else:
-        assert len(cuda) == 5 and len(toolkit) == 5 and not report.left_out
+        assert len(cuda) == 6 and len(toolkit) == 6 and not report.left_out
 
 
 def _script(tmp_path, env, cuda_from_host, **where):

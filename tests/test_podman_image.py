@@ -36,12 +36,18 @@ def _need_podman() -> str:
     return found
 
 
+def _as(user: str | None) -> dict:
+    """subprocess options to run as `user` with its own group and no supplementary ones
+    (root's gid left in place makes rootless Podman's ID mappings fail)."""
+    return {} if user is None else {"user": user, "group": user, "extra_groups": []}
+
+
 def _serve(folder: Path, env: dict[str, str], user: str | None) -> tuple[subprocess.Popen, str]:
     sock = folder / "podman.sock"
     log = open(folder / "service.log", "wb")
     cmd = ["podman", "system", "service", "--time=0", f"unix://{sock}"]
-    proc = subprocess.Popen(cmd, env=env, stdout=log, stderr=log, user=user,
-                            start_new_session=True)  # fmt: skip
+    proc = subprocess.Popen(cmd, env=env, stdout=log, stderr=log, start_new_session=True,
+                            cwd=folder, **_as(user))  # fmt: skip
     for _ in range(100):
         if sock.exists():
             return proc, f"unix://{sock}"
@@ -51,16 +57,20 @@ def _serve(folder: Path, env: dict[str, str], user: str | None) -> tuple[subproc
 
 
 def _load(image: str, env: dict[str, str], user: str | None) -> None:
+    """docker save | podman load, the pipe closed here so neither end can wait for ever."""
     save = subprocess.Popen(["docker", "save", image], stdout=subprocess.PIPE)
-    done = subprocess.run(["podman", "load"], stdin=save.stdout, env=env, user=user,
-                          capture_output=True, text=True)  # fmt: skip
-    save.wait()
-    assert done.returncode == 0 and save.returncode == 0, done.stderr[-2000:]
+    load = subprocess.Popen(["podman", "load"], stdin=save.stdout, env=env, cwd="/",
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            **_as(user))  # fmt: skip
+    save.stdout.close()
+    out, _ = load.communicate(timeout=600)
+    save.wait(timeout=60)
+    assert load.returncode == 0, out[-2000:]
 
 
 def _left(env: dict[str, str], user: str | None) -> list[str]:
-    done = subprocess.run(["podman", "ps", "-a", "--format", "{{.Names}}"], env=env, user=user,
-                          capture_output=True, text=True, check=True)  # fmt: skip
+    done = subprocess.run(["podman", "ps", "-a", "--format", "{{.Names}}"], env=env, cwd="/",
+                          capture_output=True, text=True, check=True, **_as(user))  # fmt: skip
     return done.stdout.split()
 
 
@@ -138,11 +148,11 @@ def test_train_through_rootless_podman(rootless, open_tmp):
         os.chown(path, uid, uid)
     run = [rootless["CAFFEBOX"]]
     env = {k: v for k, v in rootless.items() if k not in ("CAFFEBOX", "UID")}
-    done = subprocess.run([*run, "train", SOLVER], cwd=project, env=env, user=USER,
-                          capture_output=True, text=True, timeout=600)  # fmt: skip
+    done = subprocess.run([*run, "train", SOLVER], cwd=project, env=env, capture_output=True,
+                          text=True, timeout=600, **_as(USER))  # fmt: skip
     _trained(done, project, uid)
     (project / "show.py").write_text("import caffe\nprint(caffe.__file__)\n")
     os.chown(project / "show.py", uid, uid)
-    python = subprocess.run([*run, "python", "show.py"], cwd=project, env=env, user=USER,
-                            capture_output=True, text=True, timeout=120)  # fmt: skip
+    python = subprocess.run([*run, "python", "show.py"], cwd=project, env=env,
+                            capture_output=True, text=True, timeout=120, **_as(USER))  # fmt: skip
     assert python.returncode == 0 and "/opt/caffe/python/caffe" in python.stdout, python.stderr

@@ -250,5 +250,6 @@ def test_float_crop_indices_become_integers(tmp_path):
     path.write_text(OLD_CLASSIFIER)
     log = _fix_tree(tmp_path)
     text = path.read_text()
-    assert "            ])\n            crop = crop.astype(int)\n            input_ = input_[" in text
+    fixed = "            ])\n            crop = crop.astype(int)\n            input_ = input_["
+    assert fixed in text
     assert "integer crop indices" in log and _fix_tree(tmp_path) == ""
