@@ -17,7 +17,8 @@ that needs nothing more. fix-caffe-source.sh runs it after its own (sed) fixes.
   numpy's removed `tostring()`/`fromstring()`; float crop indices (classifier.py before
   2016); a name a module calls but never imports
   where only one import can be meant (`resize`, `zoom`); Python 2 print statements and
-  `except E, e:` in scripts that Python 3 cannot compile.
+  `except E, e:` in scripts that Python 3 cannot compile; dict.iteritems() and friends
+  and xrange(), which compile but fail when called.
 """
 
 from __future__ import annotations
@@ -195,6 +196,42 @@ def fix_float_crops(text: str) -> str:
     return "".join(lines)
 
 
+def fix_py2_idioms(text: str) -> str:
+    """Python 2's dict.iteritems()/itervalues()/iterkeys() (and .next() on them) and xrange:
+    they compile under Python 3 and fail when called (pycaffe's Net.forward_all in trees
+    before 2016 took `kwargs.itervalues().next()`)."""
+    text = re.sub(r"([\w.\]\[\)]+)\.(iter)?values\(\)\.next\(\)", r"next(iter(\1.values()))", text)
+    text = re.sub(r"\.iteritems\(\)", ".items()", text)
+    text = re.sub(r"\.itervalues\(\)", ".values()", text)
+    text = re.sub(r"\.iterkeys\(\)", ".keys()", text)
+    return re.sub(r"(?<![\w.])xrange\(", "range(", text)
+
+
+def fix_range_division(text: str) -> str:
+    """`n = a / b` then `range(n)`: Python 2's integer division, a float under Python 3
+    that range() refuses (pycaffe's Net._batch before 2016). The `/` becomes `//`."""
+    try:
+        tree = ast.parse(text)
+    except SyntaxError:
+        return text
+    lines = text.splitlines(keepends=True)
+    for func in [n for n in ast.walk(tree) if isinstance(n, (ast.FunctionDef, ast.Module))]:
+        ranged = {
+            call.args[0].id for call in ast.walk(func)
+            if isinstance(call, ast.Call) and isinstance(call.func, ast.Name)
+            and call.func.id == "range" and len(call.args) == 1
+            and isinstance(call.args[0], ast.Name)
+        }  # fmt: skip
+        for node in ast.walk(func):
+            if (isinstance(node, ast.Assign) and len(node.targets) == 1
+                    and isinstance(node.targets[0], ast.Name) and node.targets[0].id in ranged
+                    and isinstance(node.value, ast.BinOp) and isinstance(node.value.op, ast.Div)
+                    and node.lineno == node.end_lineno):  # fmt: skip
+                line = lines[node.lineno - 1]
+                lines[node.lineno - 1] = re.sub(r"(?<![/])/(?![/=])", "//", line, count=1)
+    return "".join(lines)
+
+
 def _compiles(text: str) -> bool:
     try:
         compile(text, "<caffe>", "exec")
@@ -241,6 +278,9 @@ PY_FIXES = [
     ("numpy 2", "frombuffer(...).copy() for the removed fromstring()", fix_fromstring),
     ("Python 3", "print() and 'except E as e' for Python 2 statements", fix_python2),
     ("numpy", "integer crop indices (numpy 1.12+ refuses float ones)", fix_float_crops),
+    ("Python 3", "items()/values()/keys()/range() for Python 2's iter*() and xrange()",
+     fix_py2_idioms),
+    ("Python 3", "// where Python 2's integer division feeds range()", fix_range_division),
 ]  # fmt: skip
 
 

@@ -38,8 +38,65 @@ def _chunk(solver) -> int:
     return max(1, display)
 
 
+class StopLatch:
+    """Ctrl-C's "stop" decided once for all ranks at each barrier.
+
+    Reading the flag after the barrier let a Ctrl-C that landed between two ranks' reads
+    send one rank into NCCL's all-reduce and the other to the final barrier: a deadlock.
+    The barrier's action (run by the last rank to arrive, before any is released) copies
+    the request into `decided`, and every rank reads that copy.
+    """
+
+    def __init__(self, ctx, parties: int) -> None:
+        self.requested, self.decided = ctx.Value("i", 0), ctx.Value("i", 0)
+        self.barrier = ctx.Barrier(parties, action=self._latch)
+
+    def _latch(self) -> None:
+        self.decided.value = self.requested.value
+
+    def request(self) -> None:
+        self.requested.value = 1
+
+    def wait(self) -> bool:
+        """Wait for every rank; True when they all stop here."""
+        self.barrier.wait()
+        return bool(self.decided.value)
+
+    def abort(self) -> None:
+        self.requested.value = 1
+        self.barrier.abort()
+
+
+def _test_all(solver) -> None:
+    """What Caffe's Solve does after its last step, in its log's words: the loss at
+    max_iter and each test net's outputs (the step loop itself tests only before a step)."""
+    param, it = solver.param, solver.iter
+    if int(param.display) and it % int(param.display) == 0:
+        loss = float(solver.net.forward()[_loss_name(solver.net)].sum())
+        print(f"caffebox parallel] Iteration {it}, loss = {loss:g}", file=sys.stderr)
+    if not (int(getattr(param, "test_interval", 0) or 0) and
+            it % int(param.test_interval) == 0):  # fmt: skip
+        return
+    test_iters = list(getattr(param, "test_iter", []) or [])
+    for n, net in enumerate(getattr(solver, "test_nets", []) or []):
+        print(f"caffebox parallel] Iteration {it}, Testing net (#{n})", file=sys.stderr)
+        sums: dict[str, float] = {}
+        count = int(test_iters[n]) if n < len(test_iters) else 1
+        for _ in range(count):
+            for name, value in net.forward().items():
+                sums[name] = sums.get(name, 0.0) + float(value.mean())
+        for k, (name, total) in enumerate(sums.items()):
+            print(f"caffebox parallel]     Test net output #{k}: {name} = {total / count:g}",
+                  file=sys.stderr)  # fmt: skip
+
+
+def _loss_name(net) -> str:
+    outputs = list(net.outputs)
+    return "loss" if "loss" in outputs else outputs[0]
+
+
 def worker(rank: int, gpus: list[int], solver_file: str, weights: str, snapshot: str,
-           uids, barrier, stop, failed) -> None:  # fmt: skip
+           uids, latch: StopLatch, failed) -> None:  # fmt: skip
     """One rank: its own GPU, its own copy of the net, gradients all-reduced by NCCL."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides when to stop
     try:
@@ -73,21 +130,35 @@ def worker(rank: int, gpus: list[int], solver_file: str, weights: str, snapshot:
         if solver.param.layer_wise_reduce:
             solver.net.after_backward(nccl)
         max_iter = int(solver.param.max_iter)
-        while solver.iter < max_iter:
-            barrier.wait()
-            if stop.value:
-                break
-            solver.step(min(_chunk(solver), max_iter - solver.iter))
-        barrier.wait()
-        if rank == 0 and (stop.value or getattr(solver.param, "snapshot_after_train", True)):
-            solver.snapshot()
+        stopped = False
+        while solver.iter < max_iter and not stopped:
+            stopped = latch.wait()
+            if not stopped:
+                solver.step(min(_chunk(solver), max_iter - solver.iter))
+        if not stopped:
+            stopped = latch.wait()  # the last chunk done everywhere: one last decision
+        if rank == 0:
+            _finish(solver, stopped)
     except BaseException as exc:  # report, and release the other ranks
         failed.value = 1
-        stop.value = 1
-        barrier.abort()
+        latch.abort()
         print(f"caffebox parallel: rank {rank} failed: {type(exc).__name__}: {exc}",
               file=sys.stderr, flush=True)  # fmt: skip
         raise
+
+
+def _finish(solver, stopped: bool) -> None:
+    """Rank 0's end, as Caffe's Solve: one snapshot (none where step() just took one at
+    this iteration), the final loss and tests, and how it ended."""
+    every = int(getattr(solver.param, "snapshot", 0) or 0)
+    taken = bool(every) and solver.iter % every == 0
+    if getattr(solver.param, "snapshot_after_train", True) and not taken:
+        solver.snapshot()
+    if stopped:
+        print("caffebox parallel] Optimization stopped early.", file=sys.stderr, flush=True)
+        return
+    _test_all(solver)
+    print("caffebox parallel] Optimization Done.", file=sys.stderr, flush=True)
 
 
 def run(solver_file: str, gpus: list[int], weights: str = "", snapshot: str = "") -> int:
@@ -104,12 +175,12 @@ def run(solver_file: str, gpus: list[int], weights: str = "", snapshot: str = ""
     # interface NCCL would take (which a cluster node may firewall). A user's choice stands.
     os.environ.setdefault("NCCL_SOCKET_IFNAME", "lo")
     ctx = mp.get_context("fork")
-    barrier = ctx.Barrier(len(gpus))
-    stop, failed = ctx.Value("i", 0), ctx.Value("i", 0)
+    latch = StopLatch(ctx, len(gpus))
+    failed = ctx.Value("i", 0)
     uids = ctx.Queue()  # rank 0's uid, to the other ranks
     procs = [
         ctx.Process(target=worker,
-                    args=(rank, gpus, solver_file, weights, snapshot, uids, barrier, stop, failed))
+                    args=(rank, gpus, solver_file, weights, snapshot, uids, latch, failed))
         for rank in range(len(gpus))
     ]  # fmt: skip
     for proc in procs:
@@ -121,7 +192,7 @@ def run(solver_file: str, gpus: list[int], weights: str = "", snapshot: str = ""
                 proc.join(timeout=1.0)
         except KeyboardInterrupt:
             interrupted = True
-            stop.value = 1  # the ranks stop together at the next chunk; rank 0 snapshots
+            latch.request()  # the ranks stop together at the next chunk; rank 0 snapshots
             _log("Ctrl-C: stopping after the current chunk, then snapshotting")
         if any(p.exitcode not in (None, 0) for p in procs):
             # A rank that died in C++ (a CHECK abort, a segfault) never reaches the barrier:

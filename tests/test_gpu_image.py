@@ -71,6 +71,22 @@ def test_gpu_variant_compiles_cudnn_code(engine, gpu_image):
     assert objects > 150, f"only {objects} objects compiled"
 
 
+def test_cupy_and_nvrtc_in_the_cuda13_build(engine, gpu_image):
+    """caffebox_layers.gpu's zero-copy path: CuPy 13.6 (it accepts numpy 1.x) in pydeps,
+    NVRTC (CuPy compiles its kernels with it) in the CUDA 13 base, the pycaffe binding that
+    says Caffe's mode. (The CUDA 13 image once had no CuPy: the numpy fallback ran.)"""
+    out = _run(
+        engine, gpu_image,
+        "PYTHONPATH=/opt/caffe/pydeps python3 -c 'import cupy, numpy; "
+        "print(cupy.__version__, numpy.__version__)' && ls /usr/local/cuda/lib64/ && "
+        "grep -c caffebox_mode /usr/src/caffe/python/caffe/_caffe.cpp",
+    )  # fmt: skip
+    lines = out.strip().splitlines()
+    assert lines[0].startswith("13.6.") and lines[0].split()[1].startswith("1."), out
+    assert "libnvrtc.so.13" in out and "libnvrtc-builtins.so.13.0" in out, out
+    assert int(lines[-1]) >= 2, "pycaffe's binding has no caffebox_mode()"
+
+
 # A stand-in Caffe tree: libcaffe calls imgcodecs only, a tool calls highgui itself.
 _TREE = r"""
 mkdir -p /usr/src/caffe/tools && cd /usr/src/caffe

@@ -16,13 +16,29 @@ from caffebox_layers import parallel
 
 
 class _Param:
-    def __init__(self, max_iter: int, display: int) -> None:
-        self.max_iter, self.display = max_iter, display
+    def __init__(self, max_iter: int, display: int, snapshot: int = 0) -> None:
+        self.max_iter, self.display, self.snapshot = max_iter, display, snapshot
         self.layer_wise_reduce = True
         self.snapshot_after_train = True
+        self.test_interval, self.test_iter = display, [3]
 
 
-def _fake_caffe(record_dir, max_iter=10, display=4, fail=None):
+class _Net:
+    """forward() returns its outputs, as pycaffe's Net does."""
+
+    def __init__(self, outputs: dict) -> None:
+        self.values, self.outputs = outputs, list(outputs)
+
+    def forward(self):
+        import numpy as np
+
+        return {k: np.array(v, dtype=np.float32) for k, v in self.values.items()}
+
+    def after_backward(self, nccl):
+        pass
+
+
+def _fake_caffe(record_dir, max_iter=10, display=4, fail=None, snapshot=0):
     """A caffe module whose solver logs steps; `fail` = (rank, 'raise' | 'abort')."""
     state = {"rank": None}
     module = types.ModuleType("caffe")
@@ -36,8 +52,9 @@ def _fake_caffe(record_dir, max_iter=10, display=4, fail=None):
 
     class Solver:
         def __init__(self) -> None:
-            self.param, self.iter = _Param(max_iter, display), 0
-            self.net = types.SimpleNamespace(after_backward=lambda nccl: None)
+            self.param, self.iter = _Param(max_iter, display, snapshot), 0
+            self.net = _Net({"loss": 0.25})
+            self.test_nets = [_Net({"accuracy": 0.75, "loss": 0.5})]
 
         def add_callback(self, nccl):
             pass
@@ -48,13 +65,16 @@ def _fake_caffe(record_dir, max_iter=10, display=4, fail=None):
                 if fail[1] == "abort":
                     os._exit(134)  # as a CHECK failure in C++ would
                 raise RuntimeError("layer blew up")
-            self.iter += n
+            for _ in range(n):  # Caffe's Step: the root solver snapshots every `snapshot`
+                self.iter += 1
+                if rank == 0 and snapshot and self.iter % snapshot == 0:
+                    self.snapshot()
             with open(os.path.join(record_dir, f"rank{rank}.steps"), "a") as f:
                 f.write(f"{n}\n")
 
         def snapshot(self) -> None:
-            with open(os.path.join(record_dir, f"rank{state['rank']}.snapshot"), "w") as f:
-                f.write(str(self.iter))
+            with open(os.path.join(record_dir, f"rank{state['rank']}.snapshot"), "a") as f:
+                f.write(f"{self.iter}\n")
 
     class NCCL:
         def __init__(self, solver, uid) -> None:
@@ -86,7 +106,7 @@ def test_ranks_step_in_display_chunks_and_rank0_snapshots(fake_caffe):
     assert parallel.run("solver.prototxt", [0, 1]) == 0
     for rank in (0, 1):
         assert (out / f"rank{rank}.steps").read_text().split() == ["4", "4", "2"]
-    assert (out / "rank0.snapshot").read_text() == "10"
+    assert (out / "rank0.snapshot").read_text() == "10\n"
     assert not (out / "rank1.snapshot").exists()
 
 
@@ -140,3 +160,68 @@ def test_rank0_makes_the_uid_over_loopback_and_every_rank_gets_it(
     assert int(maker) != os.getpid() and ifname == used
     uids = {(out / f"rank{rank}.uid").read_bytes() for rank in range(3)}
     assert uids == {f"uid of {maker}".encode()}
+
+
+def test_one_snapshot_when_the_interval_divides_max_iter(fake_caffe):
+    """Caffe's step() snapshots at max_iter when `snapshot` divides it: the end must not
+    snapshot the same iteration again (it once did)."""
+    out = fake_caffe(max_iter=12, display=4, snapshot=6)
+    assert parallel.run("solver.prototxt", [0, 1]) == 0
+    assert (out / "rank0.snapshot").read_text().split() == ["6", "12"]
+
+
+def test_the_end_logs_what_caffes_solve_logs(fake_caffe, capfd):
+    fake_caffe(max_iter=8, display=4)
+    assert parallel.run("solver.prototxt", [0, 1]) == 0
+    err = capfd.readouterr().err
+    from caffebox.caffelog import parse
+
+    log = parse(err)
+    assert log.done and log.iteration == 8 and log.loss == 0.25, err
+    assert log.final_test() == {"accuracy": 0.75, "loss": 0.5}, err
+    assert err.count("Optimization Done.") == 1
+
+
+class _LateReader:
+    """A barrier after which this rank is descheduled until the other has asked to stop."""
+
+    def __init__(self, barrier, requested) -> None:
+        self.barrier, self.requested = barrier, requested
+
+    def wait(self):
+        self.barrier.wait()
+        self.requested.wait()
+
+    def abort(self):
+        self.barrier.abort()
+
+
+def _latch_rank(latch, first, seen, requested):
+    barrier = latch.barrier
+    if not first:
+        latch.barrier = _LateReader(barrier, requested)
+    decision = latch.wait()
+    if first:
+        latch.request()  # a Ctrl-C landing right after this rank passed the barrier
+        requested.set()
+    latch.barrier = barrier
+    seen.put((first, decision, latch.wait()))
+
+
+def test_the_stop_decision_is_one_for_all_ranks():
+    """Ranks once read the stop flag after the barrier: one went on into NCCL's all-reduce,
+    the other to the final barrier, and both waited for ever."""
+    import multiprocessing as mp
+
+    ctx = mp.get_context("fork")
+    latch = parallel.StopLatch(ctx, 2)
+    seen, requested = ctx.Queue(), ctx.Event()
+    procs = [ctx.Process(target=_latch_rank, args=(latch, first, seen, requested))
+             for first in (True, False)]  # fmt: skip
+    for proc in procs:
+        proc.start()
+    results = sorted(seen.get(timeout=60) for _ in procs)
+    for proc in procs:
+        proc.join(timeout=60)
+    # This round: both go on (the request came after the barrier); next round: both stop.
+    assert [r[1:] for r in results] == [(False, True), (False, True)]

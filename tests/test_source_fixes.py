@@ -253,3 +253,38 @@ def test_float_crop_indices_become_integers(tmp_path):
     fixed = "            ])\n            crop = crop.astype(int)\n            input_ = input_["
     assert fixed in text
     assert "integer crop indices" in log and _fix_tree(tmp_path) == ""
+
+
+OLD_PYCAFFE = """def _Net_forward_all(self, **kwargs):
+    for in_, blob in kwargs.iteritems():
+        pass
+    pad = len(all_outs.itervalues().next()) - len(kwargs.itervalues().next())
+    return pad
+
+
+def _Net_batch(self, blobs):
+    num = len(blobs.itervalues().next())
+    batch_size = self.blobs.itervalues().next().num
+    num_batches = num / batch_size
+    half = num / 2.0
+    for b in xrange(num_batches):
+        yield b
+    for b in range(num_batches):
+        yield b
+"""
+
+
+def test_python2_idioms_that_compile_but_fail_when_called(tmp_path):
+    """caffe-fast-rcnn's pycaffe (Python 2 only): Classifier.predict died on
+    dict.itervalues(), then on range() of a float from Python 2's integer division."""
+    path = tmp_path / "python" / "caffe" / "pycaffe.py"
+    path.parent.mkdir(parents=True)
+    path.write_text(OLD_PYCAFFE)
+    log = _fix_tree(tmp_path)
+    text = path.read_text()
+    assert "for in_, blob in kwargs.items():" in text
+    assert "pad = len(next(iter(all_outs.values()))) - len(next(iter(kwargs.values())))" in text
+    assert "batch_size = next(iter(self.blobs.values())).num" in text
+    assert "num_batches = num // batch_size" in text and "half = num / 2.0" in text
+    assert "for b in range(num_batches):" in text and "xrange" not in text
+    assert "integer division feeds range()" in log and _fix_tree(tmp_path) == ""
