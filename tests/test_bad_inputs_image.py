@@ -7,6 +7,7 @@ Each row is a row of the README's troubleshooting table of bad inputs.
 from __future__ import annotations
 
 import re
+import shlex
 import signal
 import subprocess
 import time
@@ -218,4 +219,32 @@ def test_fine_tuning_loads_the_weights(tmp_path, engine, image):
     assert start[1] < max(final) * 2 + 0.05, (start, final)
     assert log.final_test()["accuracy"] >= 0.95
     assert (project / "snapshots" / "tuned_iter_100.caffemodel").is_file()
+    _no_containers(engine)
+
+
+def test_the_printed_resume_command_finishes_the_run(tmp_path, engine, image):
+    """Ctrl-C prints 'Resume it with: caffebox train ... --snapshot ...': that very command
+    continues from the snapshot (the loss where it stopped, not ln 10) to max_iter."""
+    project = digits_project(tmp_path)
+    proc, seen = _train_until(project, image, 300)
+    proc.send_signal(signal.SIGINT)
+    rest, _ = proc.communicate(timeout=120)
+    assert proc.returncode == 130, rest[-2000:]
+    stopped = caffelog.parse("".join(seen) + rest)
+    found = re.search(r"Resume it with: (caffebox train .*?) \(or --resume\)", rest)
+    assert found, rest[-2000:]
+    _edit(project, SOLVER, "max_iter: 1000000", f"max_iter: {stopped.iteration + 200}")
+    args = shlex.split(found.group(1))[1:] + ["--image", image]
+    done = caffebox(*args, cwd=project, timeout=300)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-2000:]
+    log = caffelog.parse(done.stdout)
+    assert log.done and log.iteration == stopped.iteration + 200
+    first_iteration, first_loss = log.losses[0]
+    assert first_iteration >= stopped.iteration and first_loss < 1.0, log.losses[:3]
+    # --resume takes the newest .solverstate by itself.
+    _edit(project, SOLVER, f"max_iter: {stopped.iteration + 200}",
+          f"max_iter: {stopped.iteration + 300}")  # fmt: skip
+    again = caffebox("train", SOLVER, "--resume", "--image", image, cwd=project, timeout=300)
+    assert again.returncode == 0, again.stdout[-3000:] + again.stderr[-2000:]
+    assert caffelog.parse(again.stdout).losses[0][0] >= stopped.iteration + 200
     _no_containers(engine)

@@ -3,6 +3,7 @@ publish, remove, then `caffebox train` pulls and trains; digests; clear errors."
 
 from __future__ import annotations
 
+import json
 import os
 import time
 
@@ -60,6 +61,26 @@ def test_publish_then_train_pulls_the_image(tmp_path, engine, image, registry):
         ran = caffebox("python", "s.py", "--image", by_digest, cwd=tmp_path, env=env)
         assert ran.returncode == 0, ran.stdout[-2000:] + ran.stderr[-2000:]
         assert "pycaffe from /opt/caffe/python" in ran.stdout
+
+        # `train` by digest: the run record names the image by the digest it ran.
+        short = project / SOLVER
+        short.write_text(short.read_text().replace("max_iter: 1500", "max_iter: 100")
+                         .replace("test_interval: 500", "test_interval: 100"))  # fmt: skip
+        trained = caffebox("train", SOLVER, "--image", by_digest, "--overwrite", cwd=project,
+                           env=env, timeout=600)  # fmt: skip
+        assert trained.returncode == 0, trained.stdout[-2000:] + trained.stderr[-2000:]
+        (meta_file,) = sorted((project / "snapshots" / "digits.runs").glob("*/run.json"))[-1:]
+        meta = json.loads(meta_file.read_text())
+        assert meta["image"]["name"] == by_digest
+        assert meta["image"]["id"] == engine.images.get(by_digest).id
+        assert any(d.endswith(f"sha256:{digest}") for d in meta["image"]["digests"]), meta
+
+        # The pull task alone, from the registry setting.
+        _drop(engine, LOCAL)
+        pulled = caffebox("pull", "--image", LOCAL, cwd=tmp_path, env=env, timeout=600)
+        assert pulled.returncode == 0, pulled.stdout[-2000:] + pulled.stderr[-2000:]
+        assert f"caffebox: {LOCAL} is here (from {repo}:cpu)" in pulled.stdout
+        assert engine.images.get(LOCAL).id == engine.images.get(by_digest).id
     finally:
         _drop(engine, LOCAL, *refs, *([f"{repo}@sha256:{digest}"] if digest else []))
 

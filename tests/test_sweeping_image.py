@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import time
+import types
 from pathlib import Path
 
 import pytest
@@ -28,13 +29,33 @@ def _records(root: Path) -> list[dict]:
     return [json.loads(p.read_text()) for p in sorted(root.glob("*/snapshots/*.runs/*/run.json"))]
 
 
+def _sweep_watching_cpusets(project: Path, engine, *args: str) -> tuple[object, set[str]]:
+    """The sweep, while the engine is asked which CPUs each running container may use."""
+    import subprocess
+
+    from .support.cli import CAFFEBOX
+
+    proc = subprocess.Popen([*CAFFEBOX, "sweep", *args], cwd=project, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)  # fmt: skip
+    cpusets = set()
+    while proc.poll() is None:
+        for c in engine.containers.list(filters={"label": "io.caffebox.run"}):
+            cpusets.add(c.attrs["HostConfig"].get("CpusetCpus", ""))
+        time.sleep(0.2)
+    out, err = proc.communicate()
+    return types.SimpleNamespace(returncode=proc.returncode, stdout=out, stderr=err), cpusets
+
+
 def test_local_sweep_two_at_a_time(tmp_path, engine, image):
     project = _short(digits_project(tmp_path))
     started = time.monotonic()
-    done = caffebox("sweep", SOLVER, "--set", "base_lr=0.01,0.05", "--parallel", "2",
-                    "--image", image, cwd=project, timeout=900)  # fmt: skip
+    done, cpusets = _sweep_watching_cpusets(
+        project, engine, SOLVER, "--set", "base_lr=0.01,0.05", "--parallel", "2", "--image",
+        image,
+    )  # fmt: skip
     took = time.monotonic() - started
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-2000:]
+    assert cpusets == {"0", "1"}, f"the containers' own CPU sets: {cpusets}"
     (root,) = (project / "sweeps").iterdir()
     records = _records(root)
     assert len(records) == 2 and all(r["exit_code"] == 0 for r in records)
@@ -125,7 +146,23 @@ def test_ctrl_c_stops_every_run(tmp_path, engine, image):
     assert "--resume" in out
     assert not engine.containers.list(all=True, filters={"label": "io.caffebox.run"})
     (root,) = (project / "sweeps").iterdir()
-    assert len(list(root.glob("*/snapshots/*.solverstate"))) == 2, "each run snapshotted"
+    states = list(root.glob("*/snapshots/*.solverstate"))
+    assert len(states) == 2, "each run snapshotted"
+
+    # --resume finishes both: each variant continues from its own .solverstate.
+    stopped = {s.parent.parent: int(s.name.split("_iter_")[1].split(".")[0]) for s in states}
+    end = max(stopped.values()) + 200
+    solver = project / SOLVER
+    solver.write_text(solver.read_text().replace("max_iter: 1000000", f"max_iter: {end}"))
+    done = caffebox("sweep", SOLVER, "--set", "base_lr=0.01,0.05", "--parallel", "2",
+                    "--resume", "--image", image, cwd=project, timeout=900)  # fmt: skip
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-2000:]
+    for variant, at in stopped.items():
+        newest = sorted((variant / "snapshots").glob("*.runs/*/"))[-1]
+        meta = json.loads((newest / "run.json").read_text())
+        assert meta["exit_code"] == 0 and meta["iterations"] == end, meta
+        first = (newest / "iterations.csv").read_text().splitlines()[1].split(",")[0]
+        assert float(first) >= at, f"{variant.name} started again from {first}, not {at}"
 
 
 @pytest.fixture(scope="module")
@@ -158,3 +195,18 @@ def test_slurm_array_with_charliecloud_and_no_docker(tmp_path, unpacked, slurm_c
     assert all(r["image"]["name"] == str(unpacked) and r["image"]["id"] for r in records)
     assert all(r["final"]["test"]["accuracy"] > 0.5 for r in records)
     assert (root / "curves.png").is_file()
+
+
+def test_a_layer_field_of_the_grid(tmp_path, engine, image):
+    """--set LAYER.FIELD: the loss layer's loss_weight, 1 and 0 (with 0 nothing learns)."""
+    project = _short(digits_project(tmp_path), iters=200)
+    done = caffebox("sweep", SOLVER, "--set", "loss.loss_weight=1,0", "--parallel", "1",
+                    "--image", image, cwd=project, timeout=900)  # fmt: skip
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-2000:]
+    (root,) = (project / "sweeps").iterdir()
+    nets = {p.parent.name: p.read_text() for p in root.glob("*/net.prototxt")}
+    assert len(nets) == 2 and any("loss_weight: 0" in t for t in nets.values()), nets.keys()
+    final = {r["solver"]["path"]: r["final"]["test"]["accuracy"] for r in _records(root)}
+    weighted = [acc for path, acc in final.items() if "loss_weight=1" in path]
+    unweighted = [acc for path, acc in final.items() if "loss_weight=0" in path]
+    assert weighted[0] > 0.8 and unweighted[0] < 0.3, final
