@@ -429,8 +429,8 @@ def cuda_base(c: Context, tag: str = "", base: str = "", cuda: str = "13") -> No
         "image": "The image to export, e.g. caffebox:cpu.",
         "out": "The file to write, NAME.tar.zst; or a folder, DIR/, to unpack it there for "
         "ch-run (--runtime charliecloud --image DIR).",
-        "without_cuda_libs": "Leave out cudart, cuBLAS, cuDNN, cuRAND, NCCL and NVRTC: the host's are "
-        "used (caffebox-run finds them).",
+        "without_cuda_libs": "Leave out cudart, cuBLAS, cuDNN, cuRAND, NCCL and NVRTC: the "
+        "host's are used (caffebox-run finds them).",
         "level": "zstd compression level (default 10; 19 is smaller and much slower).",
     }
 )

@@ -36,6 +36,8 @@ class Target:
     # docker (any Docker-compatible engine: Docker, Podman) or charliecloud (`image` is an
     # unpacked export, run with ch-run: no engine at all).
     runtime: str = "docker"
+    # Environment every run gets from the settings (cudnn_tf32 -> CAFFEBOX_CUDNN_TF32=1).
+    env: tuple[tuple[str, str], ...] = ()
 
     @classmethod
     def from_settings(cls, settings: Any, image: str = "", runtime: str = "") -> Target:
@@ -53,13 +55,18 @@ class Target:
                     "--runtime charliecloud needs --image DIR: an unpacked export made by "
                     "'caffebox export caffebox:cpu DIR/'."
                 )
-            return cls(image=str(Path(image).resolve()), runtime=runtime)
+            return cls(image=str(Path(image).resolve()), runtime=runtime, env=_env(settings))
         variant = building.variant_named(settings, name)
         build = None
         if variant:
             options = building.BuildOptions(tag=name)
             build = functools.partial(building.build, settings, variant, options)
-        return cls(image=name, registry=settings.registry, build=build)
+        return cls(image=name, registry=settings.registry, build=build, env=_env(settings))
+
+
+def _env(settings: Any) -> tuple[tuple[str, str], ...]:
+    """cudnn_tf32: let cuDNN run float convolutions in TF32 (docker/cudnn_compat.h)."""
+    return (("CAFFEBOX_CUDNN_TF32", "1"),) if getattr(settings, "cudnn_tf32", False) else ()
 
 
 RUNTIMES = ("docker", "charliecloud")
@@ -109,10 +116,11 @@ def ready(
     return variant
 
 
-def _init(client: docker.DockerClient, spec: runs.RunSpec) -> runs.RunSpec:
+def _init(client: docker.DockerClient, spec: runs.RunSpec, target: Target) -> runs.RunSpec:
     """What the spec needs of this engine: its init only where the image has none of its
     own; Podman's options (rootful or rootless) where the engine is Podman."""
     spec.init = not engine.has_own_init(client, spec.image)
+    spec.env = {**dict(target.env), **spec.env}
     spec.podman = engine.is_podman(client)
     spec.rootless = spec.podman and engine.is_rootless(client)
     return spec
@@ -127,7 +135,7 @@ def run_program(
     """A program in the image (python, gradcheck, test-layers, run, time); its exit status."""
     client = connect(target)
     ready(client, target, spec.gpus, out=out)
-    result = runs.run(client, _init(client, spec), watch=watch, out=out)
+    result = runs.run(client, _init(client, spec, target), watch=watch, out=out)
     missing = runs.missing_command(result, spec)
     if missing:
         raise CaffeboxError(missing, exit_code=result.exit_code)
@@ -140,12 +148,13 @@ def train(target: Target, plan: training.TrainPlan, out: TextIO = sys.stdout) ->
     with plan.lock():
         client = connect(target)
         ready(client, target, plan.spec.gpus, plan.solver, out=out)
-        _init(client, plan.spec)
+        _init(client, plan.spec, target)
         return training.run_recorded(client, plan, out=out)
 
 
 def train_ready(
     client: docker.DockerClient,
+    target: Target,
     plan: training.TrainPlan,
     out: TextIO,
     caught: list[int] | None = None,
@@ -153,5 +162,5 @@ def train_ready(
 ) -> tuple[int, str]:
     """One of several runs on an image `ready` has checked (a sweep's variants)."""
     with plan.lock():
-        _init(client, plan.spec)
+        _init(client, plan.spec, target)
         return training.run_recorded(client, plan, out=out, caught=caught, progress=progress)

@@ -130,7 +130,8 @@ def sweep(options: SweepOptions, out: TextIO = sys.stdout) -> int:
             out.flush()
         bar = ProgressBar(plan.solver.max_iter, stream=sys.stderr, position=index,
                           desc=variant.name[:30])  # fmt: skip
-        code, message = launch.train_ready(client, plan, devnull, caught=caught, progress=bar)
+        code, message = launch.train_ready(client, target, plan, devnull, caught=caught,
+                                           progress=bar)  # fmt: skip
         bar.finish()
         with printing:
             out.write(f"caffebox: [{index + 1}/{len(variants)}] {variant.name} "

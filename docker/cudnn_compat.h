@@ -5,8 +5,9 @@
  * their *Preference_t enums, which BVLC Caffe and its forks call from CuDNNConvolutionLayer.
  * This header, force-included by the rendered Makefile.config of the gpu variant, defines
  * them again in terms of the _v7 queries (still in cuDNN 8 and 9): among the algorithms cuDNN
- * lists fastest first, take the first that succeeds and fits the preference's workspace
- * limit (none, any, or the caller's limit). No line of Caffe is changed, so forks build too.
+ * lists fastest first, take the first that succeeds, computes in FP32 (TF32 only with
+ * CAFFEBOX_CUDNN_TF32=1) and fits the preference's workspace limit (none, any, or the
+ * caller's limit). No line of Caffe is changed, so forks build too.
  * Our own code, written for caffebox.
  */
 #ifndef CAFFEBOX_CUDNN_COMPAT_H_
@@ -16,6 +17,8 @@
 #include <cudnn.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
 
 #if CUDNN_MAJOR >= 8
 
@@ -42,18 +45,51 @@ static inline size_t caffebox_workspace_limit(int preference, size_t limit) {
   return preference == 0 ? 0 : (preference == 1 ? SIZE_MAX : limit);
 }
 
-/* Pick from cuDNN's perf list (fastest first); algorithm 0 needs no workspace. */
-#define CAFFEBOX_PICK_ALGO(perf, count, preference, limit, algo, type)          \
+/* FP32 means FP32: Caffe's float nets do not run in TF32 (tensor cores, 10-bit mantissa)
+ * unless CAFFEBOX_CUDNN_TF32=1 says so. cuDNN 8+ may otherwise pick TF32 for float on
+ * Ampere and later (an H100 run: input gradients 8.6e-2 off Caffe's own engine, 1.1e-6
+ * with TF32 off). */
+static inline int caffebox_tf32_allowed(void) {
+  const char* v = getenv("CAFFEBOX_CUDNN_TF32");
+  return v != NULL && v[0] == '1';
+}
+
+static inline int caffebox_math_allowed(cudnnMathType_t math) {
+  return caffebox_tf32_allowed() ||
+         (math != CUDNN_TENSOR_OP_MATH && math != CUDNN_TENSOR_OP_MATH_ALLOW_CONVERSION);
+}
+
+/* Before the query: without TF32 the descriptor asks for FMA math, so cuDNN lists (and
+ * sizes workspaces for) FP32 algorithms only. */
+static inline void caffebox_fp32_descriptor(cudnnConvolutionDescriptor_t conv) {
+  if (!caffebox_tf32_allowed()) cudnnSetConvolutionMathType(conv, CUDNN_FMA_MATH);
+}
+
+/* Pick from cuDNN's perf list (fastest first) the first that succeeded, uses an allowed
+ * math type and fits the preference's workspace; where none fits, the allowed one that
+ * needs the least workspace, said on stderr (never algorithm 0 in silence); where none is
+ * allowed at all, CUDNN_STATUS_NOT_SUPPORTED. The descriptor then carries the math type
+ * the choice was listed (and its workspace sized) with. */
+#define CAFFEBOX_PICK_ALGO(perf, count, preference, limit, algo, conv, what)      \
   do {                                                                          \
     size_t allowed_ = caffebox_workspace_limit((int)(preference), (limit));     \
-    *(algo) = (type)0;                                                          \
+    int best_ = -1, least_ = -1;                                                \
     for (int i_ = 0; i_ < (count); ++i_) {                                      \
-      if ((perf)[i_].status == CUDNN_STATUS_SUCCESS &&                          \
-          (perf)[i_].memory <= allowed_) {                                      \
-        *(algo) = (perf)[i_].algo;                                              \
-        break;                                                                  \
-      }                                                                         \
+      if ((perf)[i_].status != CUDNN_STATUS_SUCCESS ||                          \
+          !caffebox_math_allowed((perf)[i_].mathType)) continue;                \
+      if (least_ < 0 || (perf)[i_].memory < (perf)[least_].memory) least_ = i_; \
+      if (best_ < 0 && (perf)[i_].memory <= allowed_) best_ = i_;               \
     }                                                                           \
+    if (best_ < 0 && least_ < 0) return CUDNN_STATUS_NOT_SUPPORTED;            \
+    if (best_ < 0) {                                                            \
+      best_ = least_;                                                           \
+      fprintf(stderr, "caffebox cudnn_compat: no %s algorithm fits the workspace " \
+              "limit of %zu bytes; taking algorithm %d, which needs %zu\n", (what), \
+              allowed_, (int)(perf)[best_].algo, (size_t)(perf)[best_].memory);    \
+    }                                                                           \
+    *(algo) = (perf)[best_].algo;                                               \
+    cudnnSetConvolutionMathType((conv), caffebox_tf32_allowed()                 \
+                                ? (perf)[best_].mathType : CUDNN_FMA_MATH);     \
   } while (0)
 
 static inline cudnnStatus_t cudnnGetConvolutionForwardAlgorithm(
@@ -65,12 +101,13 @@ static inline cudnnStatus_t cudnnGetConvolutionForwardAlgorithm(
     cudnnConvolutionFwdAlgo_t* algo) {
   cudnnConvolutionFwdAlgoPerf_t perf[CUDNN_CONVOLUTION_FWD_ALGO_COUNT];
   int count = 0;
+  caffebox_fp32_descriptor(convDesc);
   cudnnStatus_t status = cudnnGetConvolutionForwardAlgorithm_v7(
       handle, xDesc, wDesc, convDesc, yDesc, CUDNN_CONVOLUTION_FWD_ALGO_COUNT,
       &count, perf);
   if (status != CUDNN_STATUS_SUCCESS) return status;
-  CAFFEBOX_PICK_ALGO(perf, count, preference, memoryLimitInBytes, algo,
-                     cudnnConvolutionFwdAlgo_t);
+  CAFFEBOX_PICK_ALGO(perf, count, preference, memoryLimitInBytes, algo, convDesc,
+                     "forward");
   return CUDNN_STATUS_SUCCESS;
 }
 
@@ -83,12 +120,13 @@ static inline cudnnStatus_t cudnnGetConvolutionBackwardFilterAlgorithm(
     size_t memoryLimitInBytes, cudnnConvolutionBwdFilterAlgo_t* algo) {
   cudnnConvolutionBwdFilterAlgoPerf_t perf[CUDNN_CONVOLUTION_BWD_FILTER_ALGO_COUNT];
   int count = 0;
+  caffebox_fp32_descriptor(convDesc);
   cudnnStatus_t status = cudnnGetConvolutionBackwardFilterAlgorithm_v7(
       handle, xDesc, dyDesc, convDesc, dwDesc,
       CUDNN_CONVOLUTION_BWD_FILTER_ALGO_COUNT, &count, perf);
   if (status != CUDNN_STATUS_SUCCESS) return status;
-  CAFFEBOX_PICK_ALGO(perf, count, preference, memoryLimitInBytes, algo,
-                     cudnnConvolutionBwdFilterAlgo_t);
+  CAFFEBOX_PICK_ALGO(perf, count, preference, memoryLimitInBytes, algo, convDesc,
+                     "backward-filter");
   return CUDNN_STATUS_SUCCESS;
 }
 
@@ -101,12 +139,13 @@ static inline cudnnStatus_t cudnnGetConvolutionBackwardDataAlgorithm(
     cudnnConvolutionBwdDataAlgo_t* algo) {
   cudnnConvolutionBwdDataAlgoPerf_t perf[CUDNN_CONVOLUTION_BWD_DATA_ALGO_COUNT];
   int count = 0;
+  caffebox_fp32_descriptor(convDesc);
   cudnnStatus_t status = cudnnGetConvolutionBackwardDataAlgorithm_v7(
       handle, wDesc, dyDesc, convDesc, dxDesc,
       CUDNN_CONVOLUTION_BWD_DATA_ALGO_COUNT, &count, perf);
   if (status != CUDNN_STATUS_SUCCESS) return status;
-  CAFFEBOX_PICK_ALGO(perf, count, preference, memoryLimitInBytes, algo,
-                     cudnnConvolutionBwdDataAlgo_t);
+  CAFFEBOX_PICK_ALGO(perf, count, preference, memoryLimitInBytes, algo, convDesc,
+                     "backward-data");
   return CUDNN_STATUS_SUCCESS;
 }
 

@@ -74,7 +74,21 @@ def test_the_engines_init_only_for_images_without_their_own():
     assert engine.has_own_init(client, "caffebox:cpu")
     assert not engine.has_own_init(client, "debian:12")
     spec = runs.RunSpec(image="caffebox:cpu", command=["caffe"], cwd=Path("/tmp"))
-    assert launch._init(client, spec).init is False
+    assert launch._init(client, spec, launch.Target(spec.image)).init is False
     assert runs.container_options(spec)["init"] is False
     spec.image = "debian:12"
-    assert runs.container_options(launch._init(client, spec))["init"] is True
+    options = runs.container_options(launch._init(client, spec, launch.Target(spec.image)))
+    assert options["init"] is True
+
+
+def test_the_cudnn_tf32_setting_reaches_every_run():
+    settings = SimpleNamespace(**vars(SETTINGS), cudnn_tf32=True)
+    target = launch.Target.from_settings(settings)
+    spec = runs.RunSpec(image="caffebox:cpu", command=["caffe"], cwd=Path("/tmp"))
+    client = FakeEngine({"caffebox:cpu": "cpu"})
+    options = runs.container_options(launch._init(client, spec, target))
+    assert options["environment"]["CAFFEBOX_CUDNN_TF32"] == "1"
+    plain = runs.RunSpec(image="caffebox:cpu", command=["caffe"], cwd=Path("/tmp"))
+    default = launch.Target.from_settings(SETTINGS)
+    opts = runs.container_options(launch._init(client, plain, default))
+    assert "CAFFEBOX_CUDNN_TF32" not in opts["environment"]
