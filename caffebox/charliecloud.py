@@ -104,7 +104,7 @@ class ChContainer:
         if self.proc is not None and self.proc.poll() is None:
             self.proc.send_signal(signal)
 
-    def wait(self) -> dict[str, int]:
+    def wait(self, timeout: float | None = None) -> dict[str, int]:
         assert self.proc is not None
         code = self.proc.wait()
         return {"StatusCode": 128 - code if code < 0 else code}

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any, Protocol, TextIO
 
 import docker
+import requests
 from docker.types import Mount
 
 from caffebox import gpus, paths
@@ -36,6 +37,8 @@ CONTAINER_HOME = "/tmp/caffebox-home"
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 # After asking Caffe to snapshot and stop, how long it may take before it is killed.
 GRACE_SECONDS = 60.0
+# How long one wait for a container's end may block before its state is read instead.
+WAIT_STEP = 10
 
 
 @dataclass
@@ -337,13 +340,27 @@ def run(
                 tail.append(line)
                 watch.line(line, time.monotonic() - started)
             watch.finish()
-            exit_code = int(container.wait().get("StatusCode", 1))
+            exit_code = _exit_code(container)
         finally:
             try:
                 container.remove(force=True)
             except docker.errors.APIError:  # gone already
                 pass
     return RunResult(exit_code=exit_code, tail=list(tail), stop_signal=caught[0] if caught else 0)
+
+
+def _exit_code(container: Any) -> int:
+    """The container's exit status. Podman's Docker-compatible wait can hang for ever on a
+    container that has already exited (seen with rootless Podman 4.3): wait a little at a
+    time, and read the container's state between."""
+    while True:
+        try:
+            return int(container.wait(timeout=WAIT_STEP).get("StatusCode", 1))
+        except (requests.exceptions.ReadTimeout, requests.exceptions.ConnectionError):
+            container.reload()
+            state = container.attrs.get("State") or {}
+            if not state.get("Running", False) and state.get("Status") != "created":
+                return int(state.get("ExitCode", 1))
 
 
 def _kill(container: Any, sig: int) -> None:

@@ -174,3 +174,22 @@ def test_wrong_class_name_gets_its_own_hint(tmp_path):
     ]
     message = training.explain_failure(_result(tail, exit_code=1), _plan(tmp_path))
     assert "has no class of the name" in message and "did not import" not in message
+
+
+def test_an_engine_whose_wait_hangs_is_read_from_the_containers_state():
+    """Rootless Podman 4.3's wait hung on a container that had exited: caffebox read its
+    state instead (exit status as the engine records it)."""
+    import requests
+
+    class Hangs(FakeContainer):
+        def __init__(self):
+            super().__init__(["done"], forever=False)
+            self.attrs = {"State": {"Status": "exited", "Running": False, "ExitCode": 3}}
+
+        def wait(self, timeout=None):
+            raise requests.exceptions.ReadTimeout("read timed out")
+
+        def reload(self):
+            pass
+
+    assert runs.run(FakeClient(Hangs()), SPEC, out=io.StringIO()).exit_code == 3

@@ -44,7 +44,7 @@ class FakeContainer:
         if signal == 9 or not self.deaf:
             self.ended.set()
 
-    def wait(self):
+    def wait(self, timeout=None):
         return {"StatusCode": 137 if signal.SIGKILL in self.killed else 0}
 
     def remove(self, force: bool = False):
