@@ -26,3 +26,19 @@ def test_run_keeps_the_words_the_shell_gave(monkeypatch):
 def test_run_splits_its_remainder_when_argv_is_not_ours(monkeypatch):
     monkeypatch.setattr(sys, "argv", ["pytest"])
     assert cli._program_words("touch 'out file'") == ["touch", "out file"]
+
+
+def test_settings_from_the_users_home_and_the_environment(tmp_path):
+    """~/.invoke.yaml and INVOKE_CAFFEBOX_* reach the tasks (here: the runtime setting,
+    whose charliecloud value needs --image DIR before anything else happens)."""
+    import os
+
+    home = tmp_path / "home"
+    home.mkdir()
+    (home / ".invoke.yaml").write_text("caffebox:\n  runtime: charliecloud\n")
+    env = {**os.environ, "HOME": str(home), "DOCKER_HOST": "unix:///nonexistent.sock"}
+    done = caffebox("run", "--", "true", cwd=tmp_path, env=env)
+    assert done.returncode == 2 and "--runtime charliecloud needs --image DIR" in done.stderr
+    env = {**os.environ, "INVOKE_CAFFEBOX_RUNTIME": "charliecloud", "HOME": str(tmp_path)}
+    done = caffebox("run", "--", "true", cwd=tmp_path, env=env)
+    assert done.returncode == 2 and "--runtime charliecloud needs --image DIR" in done.stderr

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -139,3 +140,22 @@ def test_iter_size_two_equals_doubled_batch(open_tmp, image):
     assert len(diffs) == 2
     for row in diffs:
         assert float(row[1]) < 1e-5 and float(row[3]) > 1e-3, diffs
+
+
+def test_gradcheck_options_reach_the_checker(image, tmp_path):
+    """--propagate-down, --threshold, --step, --kink, --kink-range and --seed as the README
+    lists them: the checker in the image honours each."""
+    both = invoke("gradcheck", "caffebox_layers.losses.EuclideanLoss", "--input", "a=4x3",
+                  "--input", "b=4x3", "--image", image, "--seed", "3", cwd=tmp_path)  # fmt: skip
+    assert both.returncode == 0, both.stdout + both.stderr
+    options = ["--step", "0.05", "--kink", "0", "--kink-range", "0.001", "--seed", "3"]
+    one = invoke("gradcheck", "caffebox_layers.losses.EuclideanLoss", "--input", "a=4x3",
+                 "--input", "b=4x3", "--propagate-down", "1,0", "--image", image, *options,
+                 cwd=tmp_path)  # fmt: skip
+    assert one.returncode == 0, one.stdout + one.stderr
+    counts = [int(n) for n in re.findall(r"(\d+) elements", both.stdout + one.stdout)]
+    assert counts[0] == 24 and counts[1] < 24, (both.stdout, one.stdout)
+    strict = invoke("gradcheck", "caffebox_layers.affine.ChannelAffine", "--input", "x=2x3x2x2",
+                    "--threshold", "1e-12", "--step", "0.1", "--image", image,
+                    cwd=tmp_path)  # fmt: skip
+    assert strict.returncode == 1, strict.stdout + strict.stderr
