@@ -39,6 +39,9 @@ STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 GRACE_SECONDS = 60.0
 # How long one wait for a container's end may block before its state is read instead.
 WAIT_STEP = 10
+# Seconds without output before the engine is asked whether the container still runs, and
+# after it has said no before the log is taken as ended.
+QUIET_CHECK = 2.0
 
 
 @dataclass
@@ -310,6 +313,8 @@ def run(
             threading.Thread(target=read, daemon=True).start()
             handled = 0
             deadline: float | None = None
+            quiet_since: float | None = None
+            ended_at: float | None = None
             while True:
                 while len(caught) > handled:  # each signal once, two at once included
                     handled += 1
@@ -331,7 +336,16 @@ def run(
                 try:
                     line = lines.get(timeout=0.2)
                 except queue.Empty:
+                    # Podman 4.3's followed log can stay open after the container exits:
+                    # once it has been gone for a while with nothing more to say, stop.
+                    quiet_since = quiet_since or time.monotonic()
+                    if time.monotonic() - quiet_since > QUIET_CHECK and _exited(container):
+                        if ended_at is None:
+                            ended_at = time.monotonic()
+                        elif time.monotonic() - ended_at > QUIET_CHECK:
+                            break
                     continue
+                quiet_since = ended_at = None
                 if line is None:
                     break
                 watch.clear()
@@ -347,6 +361,16 @@ def run(
             except docker.errors.APIError:  # gone already
                 pass
     return RunResult(exit_code=exit_code, tail=list(tail), stop_signal=caught[0] if caught else 0)
+
+
+def _exited(container: Any) -> bool:
+    """True when the engine says the container is no longer running."""
+    try:
+        container.reload()
+    except Exception:  # noqa: BLE001 - a fake, ch-run, or an engine hiccup: keep reading
+        return False
+    state = getattr(container, "attrs", {}).get("State") or {}
+    return state.get("Running") is False and state.get("Status") != "created"
 
 
 def _exit_code(container: Any) -> int:

@@ -193,3 +193,22 @@ def test_an_engine_whose_wait_hangs_is_read_from_the_containers_state():
             pass
 
     assert runs.run(FakeClient(Hangs()), SPEC, out=io.StringIO()).exit_code == 3
+
+
+def test_a_log_that_never_ends_is_closed_once_the_container_has_exited(monkeypatch):
+    """Rootless Podman 4.3 kept the followed log open after the container exited: caffebox
+    waited for ever. It asks the engine, and stops reading once the container is gone."""
+    monkeypatch.setattr(runs, "QUIET_CHECK", 0.05)
+
+    class Exited(FakeContainer):
+        def __init__(self):
+            super().__init__(["I1126 caffe.cpp:259] Optimization Done."], forever=True)
+            self.attrs = {"State": {"Status": "exited", "Running": False, "ExitCode": 0}}
+
+        def reload(self):
+            pass
+
+    container = Exited()
+    result = runs.run(FakeClient(container), SPEC, out=io.StringIO())
+    assert result.exit_code == 0 and container.removed
+    container.ended.set()  # let the fake's reader thread go
