@@ -75,8 +75,10 @@ def test_local_sweep_two_at_a_time(tmp_path, engine, image):
 def test_slurm_array(tmp_path, engine, image, slurm_cluster):
     project = _short(digits_project(tmp_path))
     env = {**os.environ, **slurm_cluster}
+    started = time.monotonic()
     done = caffebox("sweep", SOLVER, "--set", "base_lr=0.01,0.03,0.05", "--slurm", "--wait",
                     "--image", image, cwd=project, env=env, timeout=1200)  # fmt: skip
+    print(f"\nSlurm + Docker sweep of 3: {time.monotonic() - started:.1f} s")
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-2000:]
     assert "Slurm tasks: 3 COMPLETED" in done.stdout
     (root,) = (project / "sweeps").iterdir()
