@@ -76,12 +76,13 @@ def in_image(tag: str, script: str) -> subprocess.CompletedProcess:
                            script], capture_output=True, text=True)  # fmt: skip
 
 
-def measure(name: str, source: str, work: Path, logs: Path, gpu: bool) -> Result:
+def measure(name: str, source: str, work: Path, logs: Path, gpu: bool, cold: bool) -> Result:
     path, commit, date = tarball(name, source, work)
     result = Result(name=name, source=source, commit=commit[:10], date=date)
     tag = f"caffebox:fork-{name}"
     started = time.monotonic()
-    done = subprocess.run([*CAFFEBOX, "build-cpu", "--caffe-src", path, "--tag", tag],
+    cold_args = ["--no-cache"] if cold else []
+    done = subprocess.run([*CAFFEBOX, "build-cpu", "--caffe-src", path, "--tag", tag, *cold_args],
                           capture_output=True, text=True, cwd=ROOT)  # fmt: skip
     result.build_s = round(time.monotonic() - started)
     (logs / f"{name}-cpu.log").write_text(done.stdout + done.stderr)
@@ -142,6 +143,8 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("forks", nargs="+", help="NAME=SOURCE")
     parser.add_argument("--gpu", action="store_true", help="also build-gpu --compile-only")
+    parser.add_argument("--no-cache", action="store_true",
+                        help="cold builds: the build seconds compare across forks")  # fmt: skip
     parser.add_argument("--json", default="", help="write the results here too")
     parser.add_argument("--logs", default="/tmp/caffebox-forks", help="build and train logs")
     args = parser.parse_args()
@@ -151,7 +154,7 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as work:
         for item in args.forks:
             name, _, source = item.partition("=")
-            result = measure(name, source, Path(work), logs, args.gpu)
+            result = measure(name, source, Path(work), logs, args.gpu, args.no_cache)
             results.append(result)
             print(f"forks: {name}: built={result.built} trains={result.trains} "
                   f"{result.error}", flush=True)  # fmt: skip
