@@ -124,10 +124,13 @@ def test_the_tutorials_pythonpath_under_ch_run(exported, open_tmp):
     (project / "pylayers").mkdir()
     (project / "pylayers" / "passthrough.py").write_text(PASSTHROUGH)
     net = project / "examples" / "digits" / "net.prototxt"
-    net.write_text(net.read_text().replace(
+    copy = ('layer { name: "copy" type: "Python" bottom: "ip2" top: "ip2copy"\n'
+            '  python_param { module: "passthrough" layer: "Passthrough" } }\n')
+    text = net.read_text()
+    at = text.index('layer { name: "loss"')  # Caffe builds layers in file order
+    net.write_text(text[:at] + copy + text[at:].replace(
         'bottom: "ip2" bottom: "label" top: "loss"', 'bottom: "ip2copy" bottom: "label" top: "loss"'
-    ) + 'layer { name: "copy" type: "Python" bottom: "ip2" top: "ip2copy"\n'
-        '  python_param { module: "passthrough" layer: "Passthrough" } }\n')  # fmt: skip
+    ))  # fmt: skip
     _project(project)
     done = subprocess.run(
         ["ch-run", "-b", f"{project}:/workspace", "-c", "/workspace", str(rootfs), "--",
@@ -145,7 +148,9 @@ def test_train_with_the_charliecloud_runtime_stops_on_sigterm(exported, open_tmp
     import signal
 
     rootfs = _unpack(exported, open_tmp / "ch-image-runtime")
-    project = _project(open_tmp / "ch-project-runtime")
+    # caffebox runs ch-run as itself (root here): the project is root's, as a user's is theirs
+    # (root in ch-run's user namespace cannot write a folder another uid owns).
+    project = digits_project(open_tmp / "ch-project-runtime")
     solver = project / SOLVER
     solver.write_text(solver.read_text().replace("max_iter: 1500", "max_iter: 10000000"))
     env = {**os.environ, "DOCKER_HOST": "unix:///nonexistent.sock"}
