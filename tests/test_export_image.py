@@ -119,8 +119,7 @@ def test_the_tutorials_pythonpath_under_ch_run(exported, open_tmp):
     """PYTHONPATH=/path/to:$PYTHONPATH caffe train, inside ch-run: caffebox-run once
     replaced the user's PYTHONPATH with the image's (ModuleNotFoundError)."""
     rootfs = _unpack(exported, open_tmp / "ch-image-pythonpath")
-    project = open_tmp / "ch-project-pythonpath"
-    digits_project(project)
+    project = _project(open_tmp / "ch-project-pythonpath")
     (project / "pylayers").mkdir()
     (project / "pylayers" / "passthrough.py").write_text(PASSTHROUGH)
     net = project / "examples" / "digits" / "net.prototxt"
@@ -131,7 +130,8 @@ def test_the_tutorials_pythonpath_under_ch_run(exported, open_tmp):
     net.write_text(text[:at] + copy + text[at:].replace(
         'bottom: "ip2" bottom: "label" top: "loss"', 'bottom: "ip2copy" bottom: "label" top: "loss"'
     ))  # fmt: skip
-    _project(project)
+    for path in [project, *project.rglob("*")]:
+        os.chown(path, USER, USER)
     done = subprocess.run(
         ["ch-run", "-b", f"{project}:/workspace", "-c", "/workspace", str(rootfs), "--",
          "caffebox-run", "caffe", "train", "-solver", SOLVER],

@@ -54,7 +54,7 @@ def test_param_str_error_in_image(image):
         "gradcheck", "caffebox_layers.affine.ChannelAffine", "--input", "x=2x3x2x2",
         "--param-str", "'gama': 2", "--image", image,
     )  # fmt: skip
-    assert done.returncode == 1, done.stderr[-2000:]  # the checker's own status
+    assert done.returncode == 2, done.stderr[-2000:]  # the checker: a layer it cannot set up
     assert "ChannelAffine: unknown key 'gama' in param_str; allowed keys: beta, gamma" in (
         done.stdout + done.stderr
     )
