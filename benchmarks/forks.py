@@ -158,6 +158,8 @@ def main() -> int:
             results.append(result)
             print(f"forks: {name}: built={result.built} trains={result.trains} "
                   f"{result.error}", flush=True)  # fmt: skip
+            if args.json:  # after each fork: a long matrix stopped early keeps its rows
+                Path(args.json).write_text(json.dumps([asdict(r) for r in results], indent=2))
     print(table(results))
     if args.json:
         Path(args.json).write_text(json.dumps([asdict(r) for r in results], indent=2) + "\n")
