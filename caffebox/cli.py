@@ -371,8 +371,8 @@ def time_task(
 def test_layers(
     c: Context,
     path: str,
-    layers: list[str] | None = None,
     pytest_args: str = "",
+    layers: list[str] | None = None,
     image: str = "",
     gpu: str = "",
     runtime: str = "",

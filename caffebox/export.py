@@ -180,6 +180,7 @@ def export(
     client: docker.DockerClient,
     image: str,
     out: Path,
+    *,
     without_cuda_libs: bool = False,
     level: int = 10,
 ) -> ExportReport:

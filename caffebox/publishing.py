@@ -153,6 +153,7 @@ def publish(
     client: docker.DockerClient,
     image: str,
     repository: str,
+    *,
     dry_run: bool = False,
     out: TextIO = sys.stdout,
 ) -> list[Published]:
