@@ -147,18 +147,9 @@ build_cpu = _build_task(
     },
 )
 @friendly
-def train(
-    c: Context,
-    solver: str,
-    layers: list[str] | None = None,
-    weights: str = "",
-    snapshot: str = "",
-    resume: bool = False,
-    image: str = "",
-    gpu: str = "",
-    overwrite: bool = False,
-    runtime: str = "",
-) -> None:
+def train(c: Context, solver: str, layers: list[str] | None = None, weights: str = "",
+          snapshot: str = "", resume: bool = False, image: str = "", gpu: str = "",
+          overwrite: bool = False, runtime: str = "") -> None:  # fmt: skip
     """Run `caffe train -solver SOLVER` in the image, as you, in the current directory."""
     from caffebox import launch, training
 
@@ -241,23 +232,11 @@ def _run_tool(
     },
 )
 @friendly
-def gradcheck(
-    c: Context,
-    layer: str,
-    input: list[str] | None = None,
-    layers: list[str] | None = None,
-    outputs: int = 1,
-    param_str: str = "",
-    propagate_down: str = "",
-    step: float = 1e-2,
-    threshold: float = 1e-3,
-    kink: float = 0.0,
-    kink_range: float = -1.0,
-    seed: int = 1701,
-    image: str = "",
-    gpu: str = "",
-    runtime: str = "",
-) -> None:
+def gradcheck(c: Context, layer: str, input: list[str] | None = None,
+              layers: list[str] | None = None, outputs: int = 1, param_str: str = "",
+              propagate_down: str = "", step: float = 1e-2, threshold: float = 1e-3,
+              kink: float = 0.0, kink_range: float = -1.0, seed: int = 1701, image: str = "",
+              gpu: str = "", runtime: str = "") -> None:  # fmt: skip
     """Check a Python layer's backward numerically on real pycaffe; non-zero exit on failure."""
     from caffebox import layer_checks
 
@@ -277,14 +256,8 @@ def gradcheck(
     },
 )
 @friendly
-def python(
-    c: Context,
-    script: str,
-    layers: list[str] | None = None,
-    image: str = "",
-    gpu: str = "",
-    runtime: str = "",
-) -> None:
+def python(c: Context, script: str, layers: list[str] | None = None, image: str = "",
+           gpu: str = "", runtime: str = "") -> None:  # fmt: skip
     """Run a Python script in the image (pycaffe, NetSpec, our layers), as you, here."""
     command = ["python3", *split_args(script, "the script and its arguments")]
     _run_tool(c, command, layers, image, gpu, runtime)
@@ -336,23 +309,15 @@ def run_task(
     },
 )
 @friendly
-def time_task(
-    c: Context,
-    net: str,
-    iterations: int = 50,
-    layers: list[str] | None = None,
-    image: str = "",
-    gpu: str = "",
-    csv: str = "",
-    runtime: str = "",
-) -> None:
+def time_task(c: Context, net: str, iterations: int = 50, layers: list[str] | None = None,
+              image: str = "", gpu: str = "", csv: str = "",
+              runtime: str = "") -> None:  # fmt: skip
     """`caffe time` per layer, sorted, Python layers marked with their share of the step."""
     from caffebox import launch, timing
 
     timing.time_net(
         launch.Target.from_settings(_settings(c), image, runtime), net, iterations=iterations,
-        gpu=gpu,
-        layer_dirs=layers, csv_file=csv,
+        gpu=gpu, layer_dirs=layers, csv_file=csv,
     )  # fmt: skip
 
 
@@ -368,15 +333,8 @@ def time_task(
     },
 )
 @friendly
-def test_layers(
-    c: Context,
-    path: str,
-    pytest_args: str = "",
-    layers: list[str] | None = None,
-    image: str = "",
-    gpu: str = "",
-    runtime: str = "",
-) -> None:
+def test_layers(c: Context, path: str, pytest_args: str = "", layers: list[str] | None = None,
+                image: str = "", gpu: str = "", runtime: str = "") -> None:  # fmt: skip
     """Run your layers' pytest suite inside the image, on real pycaffe, with fixtures."""
     from caffebox import layer_checks
 

@@ -176,14 +176,8 @@ def rewrite(
     return report
 
 
-def export(
-    client: docker.DockerClient,
-    image: str,
-    out: Path,
-    *,
-    without_cuda_libs: bool = False,
-    level: int = 10,
-) -> ExportReport:
+def export(client: docker.DockerClient, image: str, out: Path, *, without_cuda_libs: bool = False,
+           level: int = 10) -> ExportReport:  # fmt: skip
     """Write `image`'s root filesystem with caffebox-run to `out` (.tar.zst)."""
     import zstandard
 

@@ -149,14 +149,8 @@ def check_repository(repository: str) -> str:
     return repository
 
 
-def publish(
-    client: docker.DockerClient,
-    image: str,
-    repository: str,
-    *,
-    dry_run: bool = False,
-    out: TextIO = sys.stdout,
-) -> list[Published]:
+def publish(client: docker.DockerClient, image: str, repository: str, *, dry_run: bool = False,
+            out: TextIO = sys.stdout) -> list[Published]:  # fmt: skip
     """Push `image` under every tag of the scheme; returns the references and the digest."""
     repository = check_repository(repository)
     references = plan_tags(client, image, repository)
