@@ -122,6 +122,8 @@ def container_options(spec: RunSpec) -> dict[str, Any]:
         "HOME": CONTAINER_HOME,
         "PYTHONUNBUFFERED": "1",
         "GLOG_logtostderr": "1",
+        # Caffe's log as parse_log.py reads it (glog 0.6 would prefix the year).
+        "GLOG_log_year_in_prefix": "0",
     }
     if spec.cpuset:
         threads = str(_count_cpus(spec.cpuset))

@@ -136,3 +136,16 @@ def test_caffebox_time_marks_the_python_layer(data_path):
     with (project / "examples/imagefolder/time.csv").open() as f:
         rows = {r["layer"]: r for r in csv.DictReader(f)}
     assert rows["affine"]["type"] == "Python" and float(rows["conv1"]["forward_ms"]) > 0
+
+
+def test_parse_log_py_reads_the_training_log(data_path):
+    """Caffe's tools/extra/parse_log.py on caffebox's train.log: glog 0.6's year-prefixed
+    lines (I20261202 ...) once broke its date parsing; the image logs as Caffe always did."""
+    project, _ = data_path
+    folder = project / "examples" / "imagefolder"
+    with (folder / "train.log.train").open() as f:
+        train = list(csv.DictReader(f))
+    with (folder / "train.log.test").open() as f:
+        test = list(csv.DictReader(f))
+    assert float(train[-1]["NumIters"]) >= 1400 and float(train[-1]["loss"]) < 0.5, train[-1]
+    assert float(test[-1]["accuracy"]) >= 0.9 and float(train[-1]["Seconds"]) >= 0, test[-1]

@@ -12,4 +12,5 @@ caffebox python "examples/imagefolder/mean_to_npy.py examples/imagefolder/mean.b
 caffebox run -- classify.py --model_def examples/imagefolder/deploy.prototxt --pretrained_model snapshots/imagefolder_iter_1500.caffemodel --images_dim 8,8 --center_only --mean_file examples/imagefolder/mean.npy --input_scale 0.00390625 examples/imagefolder/images/val/0000.png examples/imagefolder/one.npy
 caffebox run -- classify.py --model_def examples/imagefolder/deploy.prototxt --pretrained_model snapshots/imagefolder_iter_1500.caffemodel --images_dim 8,8 --center_only --mean_file examples/imagefolder/mean.npy --input_scale 0.00390625 examples/imagefolder/val_images.npy examples/imagefolder/predictions.npy
 caffebox run -- draw_net.py examples/imagefolder/net.prototxt examples/imagefolder/net.png
+caffebox run -- sh -c "parse_log.py snapshots/imagefolder.runs/*/train.log examples/imagefolder"
 caffebox time examples/imagefolder/net.prototxt --iterations 20 --csv examples/imagefolder/time.csv
