@@ -9,6 +9,7 @@ import time
 import types
 from pathlib import Path
 
+import docker
 import pytest
 
 from .support.cli import caffebox, digits_project
@@ -130,8 +131,11 @@ def test_ctrl_c_stops_every_run(tmp_path, engine, image):
         # SIGINT handler is in place, so Ctrl-C snapshots rather than kills).
         deadline = time.monotonic() + 300
         while time.monotonic() < deadline:
-            running = engine.containers.list(filters={"label": "io.caffebox.run"})
-            logs = [c.logs().decode(errors="replace") for c in running]
+            try:
+                running = engine.containers.list(filters={"label": "io.caffebox.run"})
+                logs = [c.logs().decode(errors="replace") for c in running]
+            except docker.errors.DockerException:  # one went away between list and logs
+                continue
             if len(logs) == 2 and all("] Iteration " in text for text in logs):
                 break
             time.sleep(0.2)
