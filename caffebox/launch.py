@@ -116,7 +116,7 @@ def ready(
     return variant
 
 
-def _init(client: docker.DockerClient, spec: runs.RunSpec, target: Target) -> runs.RunSpec:
+def _fit_to_engine(client: docker.DockerClient, spec: runs.RunSpec, target: Target) -> runs.RunSpec:
     """What the spec needs of this engine: its init only where the image has none of its
     own; Podman's options (rootful or rootless) where the engine is Podman."""
     spec.init = not engine.has_own_init(client, spec.image)
@@ -135,7 +135,7 @@ def run_program(
     """A program in the image (python, gradcheck, test-layers, run, time); its exit status."""
     client = connect(target)
     ready(client, target, spec.gpus, out=out)
-    result = runs.run(client, _init(client, spec, target), watch=watch, out=out)
+    result = runs.run(client, _fit_to_engine(client, spec, target), watch=watch, out=out)
     missing = runs.missing_command(result, spec)
     if missing:
         raise CaffeboxError(missing, exit_code=result.exit_code)
@@ -148,7 +148,7 @@ def train(target: Target, plan: training.TrainPlan, out: TextIO = sys.stdout) ->
     with plan.lock():
         client = connect(target)
         ready(client, target, plan.spec.gpus, plan.solver, out=out)
-        _init(client, plan.spec, target)
+        _fit_to_engine(client, plan.spec, target)
         return training.run_recorded(client, plan, out=out)
 
 
@@ -162,5 +162,5 @@ def train_ready(
 ) -> tuple[int, str]:
     """One of several runs on an image `ready` has checked (a sweep's variants)."""
     with plan.lock():
-        _init(client, plan.spec, target)
+        _fit_to_engine(client, plan.spec, target)
         return training.run_recorded(client, plan, out=out, caught=caught, progress=progress)

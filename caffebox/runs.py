@@ -340,12 +340,16 @@ def run(
                 except queue.Empty:
                     # Podman 4.3's followed log can stay open after the container exits:
                     # once it has been gone for a while with nothing more to say, stop.
-                    quiet_since = quiet_since or time.monotonic()
-                    if time.monotonic() - quiet_since > QUIET_CHECK and _exited(container):
-                        if ended_at is None:
-                            ended_at = time.monotonic()
-                        elif time.monotonic() - ended_at > QUIET_CHECK:
-                            break
+                    now = time.monotonic()
+                    quiet_since = quiet_since or now
+                    if now - quiet_since > QUIET_CHECK:  # once per QUIET_CHECK of silence
+                        quiet_since = now
+                        if not _exited(container):
+                            ended_at = None
+                        elif ended_at is not None:
+                            break  # gone for a whole QUIET_CHECK with nothing more said
+                        else:
+                            ended_at = now
                     continue
                 quiet_since = ended_at = None
                 if line is None:

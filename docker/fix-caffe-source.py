@@ -319,7 +319,7 @@ def fix_tree(tree: Path) -> list[str]:
             said.append(f"caffebox fix (GCC): Dtype(literal) in mixed std::max/std::min "
                         f"in {path.relative_to(tree)}")  # fmt: skip
     for path in _files(tree, PY_FOLDERS, (".py", ".py.example")):
-        text = path.read_text(errors="surrogateescape")
+        original = text = path.read_text(errors="surrogateescape")
         where = path.relative_to(tree)
         for kind, what, fix in PY_FIXES:
             fixed = fix(text)
@@ -330,7 +330,7 @@ def fix_tree(tree: Path) -> list[str]:
         for name in added:
             said.append(f"caffebox fix (imports): '{KNOWN_IMPORTS[name]}' for the {name}() "
                         f"it calls in {where}")  # fmt: skip
-        if path.read_text(errors="surrogateescape") != text:
+        if text != original:
             path.write_text(text, errors="surrogateescape")
     return said
 

@@ -20,6 +20,7 @@ import pytest
 
 from .support.cli import BUILD_LOG, ROOT
 from .support.containers import TrackedContainer
+from .support.services import missing
 
 # A complete BVLC-derived Caffe tree on PyPI, used where GitHub cannot be reached.
 SDIST = "brocolli-caffe==9.0.2"
@@ -56,9 +57,7 @@ def engine():
         client.ping()
     except docker.errors.DockerException as exc:
         reason = f"no Docker engine reachable ({exc})"
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"{reason}; CI must run the image tests")
-        pytest.skip(reason)
+        missing(reason, f"{reason}; CI must run the image tests")
     yield client
     from caffebox.runs import RUN_LABEL
 
@@ -177,9 +176,7 @@ def registry(tmp_path_factory) -> Iterator[str]:
     binary = shutil.which("docker-registry")
     if binary is None:
         reason = "docker-registry is not installed (apt-get install docker-registry)"
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"{reason}; CI must run the registry tests")
-        pytest.skip(reason)
+        missing(reason, f"{reason}; CI must run the registry tests")
     folder = tmp_path_factory.mktemp("registry")
     config = folder / "config.yml"
     config.write_text(
@@ -218,9 +215,7 @@ def slurm_cluster(tmp_path_factory) -> Iterator[dict[str, str]]:
     needed = [shutil.which(n) for n in ("slurmctld", "slurmd", "sbatch", "munged")]
     if None in needed or os.getuid() != 0:
         reason = "slurm-wlm and munge are needed, as root (apt-get install slurm-wlm munge)"
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"{reason}; CI must run the Slurm tests")
-        pytest.skip(reason)
+        missing(reason, f"{reason}; CI must run the Slurm tests")
     if not _munge_works():
         Path("/run/munge").mkdir(exist_ok=True)
         shutil.chown("/run/munge", "munge", "munge")

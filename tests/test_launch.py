@@ -74,10 +74,10 @@ def test_the_engines_init_only_for_images_without_their_own():
     assert engine.has_own_init(client, "caffebox:cpu")
     assert not engine.has_own_init(client, "debian:12")
     spec = runs.RunSpec(image="caffebox:cpu", command=["caffe"], cwd=Path("/tmp"))
-    assert launch._init(client, spec, launch.Target(spec.image)).init is False
+    assert launch._fit_to_engine(client, spec, launch.Target(spec.image)).init is False
     assert runs.container_options(spec)["init"] is False
     spec.image = "debian:12"
-    options = runs.container_options(launch._init(client, spec, launch.Target(spec.image)))
+    options = runs.container_options(launch._fit_to_engine(client, spec, launch.Target(spec.image)))
     assert options["init"] is True
 
 
@@ -86,9 +86,9 @@ def test_the_cudnn_tf32_setting_reaches_every_run():
     target = launch.Target.from_settings(settings)
     spec = runs.RunSpec(image="caffebox:cpu", command=["caffe"], cwd=Path("/tmp"))
     client = FakeEngine({"caffebox:cpu": "cpu"})
-    options = runs.container_options(launch._init(client, spec, target))
+    options = runs.container_options(launch._fit_to_engine(client, spec, target))
     assert options["environment"]["CAFFEBOX_CUDNN_TF32"] == "1"
     plain = runs.RunSpec(image="caffebox:cpu", command=["caffe"], cwd=Path("/tmp"))
     default = launch.Target.from_settings(SETTINGS)
-    opts = runs.container_options(launch._init(client, plain, default))
+    opts = runs.container_options(launch._fit_to_engine(client, plain, default))
     assert "CAFFEBOX_CUDNN_TF32" not in opts["environment"]

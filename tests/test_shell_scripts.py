@@ -4,7 +4,6 @@ caffebox/templates (an export's caffebox-run, a sweep's sbatch array) as they ar
 
 from __future__ import annotations
 
-import os
 import shutil
 import subprocess
 from pathlib import Path
@@ -14,6 +13,8 @@ import pytest
 from caffebox import export, paths, slurm
 from caffebox.grid import GridPoint
 
+from .support.services import missing
+
 ROOT = paths.ROOT
 
 
@@ -21,9 +22,8 @@ ROOT = paths.ROOT
 def shellcheck() -> str:
     found = shutil.which("shellcheck")
     if not found:
-        if os.environ.get("CI") == "true":
-            pytest.fail("shellcheck is not installed (apt-get install shellcheck); CI runs it")
-        pytest.skip("shellcheck is not installed (apt-get install shellcheck)")
+        missing("shellcheck is not installed (apt-get install shellcheck)",
+                "shellcheck is not installed (apt-get install shellcheck); CI runs it")
     return found
 
 
