@@ -8,11 +8,16 @@ import csv
 import re
 import shlex
 import shutil
+import signal
+import subprocess
+import time
 
 import numpy as np
 import pytest
 
-from .support.cli import ROOT, assert_one_paragraph, caffebox, fingerprint
+from caffebox.runs import GRACE_SECONDS, RUN_LABEL
+
+from .support.cli import CAFFEBOX, ROOT, assert_one_paragraph, caffebox, fingerprint
 
 pytestmark = pytest.mark.image
 
@@ -51,6 +56,35 @@ def test_run_of_a_missing_program_is_127_and_one_paragraph(tmp_path, image):
                     timeout=120)  # fmt: skip
     assert_one_paragraph(done, 127, r"has no 'convert_imagset' to run.*convert_imageset")
     assert fingerprint(tmp_path) == before
+
+
+def test_a_program_that_ignores_ctrl_c_is_killed_after_the_grace(tmp_path, engine, image):
+    """The README's promise: Ctrl-C asks the program to stop; one that does not is killed
+    after 60 s, not before, and its container is removed."""
+    script = "trap 'echo got INT' INT; echo ready; while :; do sleep 1; done"
+    proc = subprocess.Popen(
+        [*CAFFEBOX, "run", "--", "sh", "-c", script], cwd=tmp_path, env=_env(image), text=True,
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )  # fmt: skip
+    try:
+        seen = [proc.stdout.readline()]
+        assert seen[0].strip() == "ready", seen
+        asked = time.monotonic()
+        proc.send_signal(signal.SIGINT)
+        rest, _ = proc.communicate(timeout=GRACE_SECONDS + 120)
+        ended = time.monotonic()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            for container in engine.containers.list(all=True, filters={"label": RUN_LABEL}):
+                container.remove(force=True)
+    assert GRACE_SECONDS == 60
+    assert "Ctrl-C: asking it to stop (up to 60 s" in rest, rest
+    assert "got INT" in rest, rest  # the program was asked, and ignored it
+    assert proc.returncode == 137, rest  # killed
+    assert ended - asked >= GRACE_SECONDS - 1, ended - asked  # not before the grace ran out
+    assert not engine.containers.list(all=True, filters={"label": RUN_LABEL})
 
 
 def test_tools_and_scripts_are_on_path(run_in_image):
