@@ -9,7 +9,10 @@ that needs nothing more. fix-caffe-source.sh runs it after its own (sed) fixes.
 
 - C++: std::max/std::min given a Dtype and a bare double literal (caffe-fast-rcnn's
   `std::max(margin - sqrt(x), 0.0)`): the literal becomes Dtype(literal). pycaffe's
-  binding gains `_caffe.caffebox_mode()` (Caffe's mode: pycaffe has only setters).
+  binding gains `_caffe.caffebox_mode()` (Caffe's mode: pycaffe has only setters), and
+  `import_array1()` where a void module init calls `import_array()` (before rc3).
+- Makefile.config: USE_CUDNN := 0 for a tree whose cuDNN code predates cuDNN 5 (cuDNN 8
+  and 9 removed that API; Caffe's own CUDA convolution then runs).
 - Makefile (trees older than BVLC's of 2016): PYTHON_LIBRARIES assigned with := becomes
   ?= (the config's Python 3 libraries win); OpenCV's imgcodecs linked where the Makefile
   predates OpenCV 3.
@@ -110,6 +113,26 @@ def add_mode_getter(text: str) -> str:
     text = text.replace(_MODE_SETTER, _MODE_SETTER + "\n// caffebox: the mode for Python layers "
                         "(0 CPU, 1 GPU).\nint caffebox_mode() { return Caffe::mode(); }", 1)
     return text.replace(_MODE_DEF, _MODE_DEF + '\n  bp::def("caffebox_mode", &caffebox_mode);', 1)
+
+
+def fix_void_import_array(text: str) -> str:
+    """numpy's import_array() returns NULL on failure under Python 3, which a void module
+    init (BOOST_PYTHON_MODULE) cannot: BVLC's _caffe.cpp before 2015's rc3 does not
+    compile. import_array1() is numpy's form that returns nothing (BVLC's own later fix)."""
+    if "BOOST_PYTHON_MODULE" not in text:
+        return text
+    return re.sub(r"(?<![\w])import_array\(\);", "import_array1();", text)
+
+
+def adapt_old_cudnn(config: str, cudnn_hpp: str) -> str:
+    """A tree whose cuDNN code predates cuDNN 5 (its pooling descriptor has no NaN option,
+    e.g. caffe-fast-rcnn's of 2015) cannot compile against cuDNN 8 or 9, which removed
+    that API: build it with Caffe's own CUDA convolution instead (USE_CUDNN := 0)."""
+    uses = re.search(r"^\s*USE_CUDNN\s*:?=\s*1\b", config, flags=re.M)
+    if not uses or not cudnn_hpp or "CUDNN_PROPAGATE_NAN" in cudnn_hpp:
+        return config
+    line = uses.group(0)  # ends in the 1
+    return config.replace(line, line[:-1] + "0", 1)
 
 
 def fix_fromstring(text: str) -> str:
@@ -303,14 +326,29 @@ def fix_tree(tree: Path) -> list[str]:
         if fixed != text:
             makefile.write_text(fixed, errors="surrogateescape")
             said += [f"caffebox fix (Makefile): {note} in Makefile" for note in notes]
+    config, cudnn_hpp = tree / "Makefile.config", tree / "include/caffe/util/cudnn.hpp"
+    if config.is_file() and cudnn_hpp.is_file():
+        text = config.read_text()
+        fixed = adapt_old_cudnn(text, cudnn_hpp.read_text(errors="surrogateescape"))
+        if fixed != text:
+            config.write_text(fixed)
+            said.append("caffebox adapts (cuDNN): this tree's cuDNN code predates cuDNN 5 "
+                        "(no CUDNN_PROPAGATE_NAN in include/caffe/util/cudnn.hpp), an API "
+                        "cuDNN 8 and 9 removed: USE_CUDNN := 0 in Makefile.config, Caffe's "
+                        "own CUDA convolution instead")  # fmt: skip
     binding = tree / "python" / "caffe" / "_caffe.cpp"
     if binding.is_file():
         text = binding.read_text(errors="surrogateescape")
-        fixed = add_mode_getter(text)
-        if fixed != text:
-            binding.write_text(fixed, errors="surrogateescape")
-            said.append("caffebox fix (pycaffe): _caffe.caffebox_mode() reads Caffe's mode "
-                        "in python/caffe/_caffe.cpp")  # fmt: skip
+        for what, fix in (
+            ("_caffe.caffebox_mode() reads Caffe's mode", add_mode_getter),
+            ("import_array1() in the void module init (Python 3)", fix_void_import_array),
+        ):
+            fixed = fix(text)
+            if fixed != text:
+                said.append(f"caffebox fix (pycaffe): {what} in python/caffe/_caffe.cpp")
+                text = fixed
+        if text != binding.read_text(errors="surrogateescape"):
+            binding.write_text(text, errors="surrogateescape")
     for path in _files(tree, CPP_FOLDERS, CPP_SUFFIXES):
         text = path.read_text(errors="surrogateescape")
         fixed = fix_mixed_max(text)

@@ -27,6 +27,8 @@ SDIST = "brocolli-caffe==9.0.2"
 SDIST_FILE = "brocolli-caffe-9.0.2.tar.gz"
 SDIST_SHA256 = "c6410cc60bdd6db685d441b66be7df05410f8850ac88d6b75d48ef9b2315c08a"
 TEST_IMAGE = "caffebox:cpu-test"
+# The offline CUDA 13 build base (its runtime twin is CUDA_BASE + "-runtime").
+CUDA_BASE = "caffebox/cuda-offline:13"
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -107,6 +109,15 @@ def image(request, engine, caffe_src) -> str:
             BUILD_LOG.append(line)
     assert build.returncode == 0, "invoke build-cpu failed (build log above)"
     return TEST_IMAGE
+
+
+@pytest.fixture(scope="session")
+def cuda_base(engine) -> str:
+    """`invoke cuda-base --cuda 13`: CUDA, cuDNN and NCCL from NVIDIA's PyPI wheels, no GPU."""
+    for args in (["base-image"], ["cuda-base", "--cuda", "13", "--tag", CUDA_BASE]):
+        done = subprocess.run([sys.executable, "-m", "invoke", *args], cwd=ROOT)
+        assert done.returncode == 0, f"invoke {' '.join(args)} failed (log above)"
+    return CUDA_BASE
 
 
 @pytest.fixture

@@ -4,14 +4,16 @@ digits example under Charliecloud's unprivileged ch-run, and under chroot as roo
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 
 import pytest
 
-from caffebox import caffelog
+from caffebox import caffelog, export
 
 from .support.cli import caffebox, digits_project
+from .support.containers import TrackedContainer
 
 pytestmark = pytest.mark.image
 USER = 4321
@@ -169,3 +171,60 @@ def test_train_with_the_charliecloud_runtime_stops_on_sigterm(exported, open_tmp
     assert proc.returncode == 143, "".join(seen)[-2000:] + out[-2000:] + err[-2000:]
     assert "stopped by SIGTERM" in err and "Resume it with: caffebox train" in err
     assert list((project / "snapshots").glob("digits_iter_*.solverstate"))
+
+
+CUDART_VERSION = r"""#include <stdio.h>
+int cudaRuntimeGetVersion(int *version);  /* needs no GPU */
+int main(void) { int v = 0; int e = cudaRuntimeGetVersion(&v); printf("cudart %d %d\n", e, v);
+                 return e; }
+"""
+
+
+def test_without_cuda_libs_runs_on_the_hosts_cuda_from_the_default_paths(
+    engine, cuda_base, open_tmp
+):
+    """A real CUDA image exported --without-cuda-libs keeps none of CUDA's libraries (a
+    program linked to cudart does not load), and caffebox-run finds the host's where hosts
+    keep them (/usr/local/cuda/lib64, bound in) with no LD_LIBRARY_PATH given: the program
+    runs on the host's cudart; with no CUDA bound caffebox-run stops with its message."""
+    if shutil.which("ch-run") is None or shutil.which("gcc") is None:
+        pytest.fail("ch-run and gcc are needed: apt-get install charliecloud-runtime gcc")
+    runtime = f"{cuda_base}-runtime"  # what every gpu image's runtime stage is made from
+    out = open_tmp / "cuda-export" / "cuda.tar.zst"
+    out.parent.mkdir()
+    done = caffebox("export", runtime, str(out), "--without-cuda-libs", cwd=open_tmp,
+                    timeout=900)  # fmt: skip
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    assert re.search(r"left out \d+ CUDA files \((\d{3,}) MB\)", done.stdout), done.stdout
+    os.chmod(out, 0o644)
+    rootfs = _unpack(out, open_tmp / "cuda-image")
+    kept = [p for p in rootfs.rglob("lib*.so*") if export.is_cuda_library(p.name)]
+    assert not kept, kept
+    assert (rootfs / "usr/local/cuda").is_dir()  # the place to bind the host's CUDA
+    # The host's CUDA: cudart taken from the image, where a host keeps it.
+    host_cuda = open_tmp / "host-cuda"
+    (host_cuda / "lib64").mkdir(parents=True)
+    tracked = TrackedContainer(engine, runtime)
+    try:
+        tracked.run_ok(["sh", "-c", "cp /usr/local/cuda/lib64/libcudart.so.13 /out/"],
+                       volumes={str(host_cuda / "lib64"): {"bind": "/out", "mode": "rw"}})
+    finally:
+        tracked.remove_all()
+    work = open_tmp / "cuda-work"
+    work.mkdir()
+    (work / "v.c").write_text(CUDART_VERSION)
+    subprocess.run(["gcc", "-o", str(work / "cudart-version"), str(work / "v.c"),
+                    f"-L{host_cuda / 'lib64'}", "-l:libcudart.so.13"], check=True)  # fmt: skip
+    base = ["ch-run", "-b", f"{work}:/mnt", "-c", "/mnt"]
+    bound = [*base, "-b", f"{host_cuda}:/usr/local/cuda", str(rootfs), "--"]
+    plain = _as_user([*base, str(rootfs), "--", "./cudart-version"])
+    assert plain.returncode != 0 and "libcudart.so.13" in plain.stderr, plain  # none kept
+    entered = _as_user([*bound, "caffebox-run", "./cudart-version"])
+    assert entered.returncode == 0, entered.stdout + entered.stderr
+    assert "CUDA libraries from /usr/local/cuda/lib64" in entered.stderr, entered.stderr
+    assert entered.stdout.strip() == "cudart 0 13000", entered.stdout
+    none = _as_user([*base, str(rootfs), "--", "caffebox-run", "./cudart-version"])
+    assert none.returncode == 127, none
+    assert "this export has no CUDA libraries (--without-cuda-libs) and none were found" in (
+        none.stderr
+    )

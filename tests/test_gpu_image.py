@@ -22,7 +22,6 @@ from .support.containers import TrackedContainer
 
 pytestmark = pytest.mark.image
 GPU_TEST_IMAGE = "caffebox:gpu-test-build"
-CUDA_BASE = "caffebox/cuda-offline:13"
 
 
 @pytest.fixture(scope="session")
@@ -30,15 +29,14 @@ def gpu_image(request, engine, caffe_src) -> str:
     given = request.config.getoption("--caffebox-gpu-image")
     if given:
         return given
-    for args in (
-        ["base-image"],
-        ["cuda-base", "--cuda", "13", "--tag", CUDA_BASE],
-        ["build-gpu", "--caffe-src", caffe_src, "--tag", GPU_TEST_IMAGE, "--base-image",
-         CUDA_BASE, "--runtime-image", f"{CUDA_BASE}-runtime", "--cuda-arch", "80,90",
-         "--compile-only"],
-    ):  # fmt: skip
-        done = subprocess.run([sys.executable, "-m", "invoke", *args], cwd=ROOT)
-        assert done.returncode == 0, f"invoke {' '.join(args)} failed (log above)"
+    base = request.getfixturevalue("cuda_base")
+    done = subprocess.run(
+        [sys.executable, "-m", "invoke", "build-gpu", "--caffe-src", caffe_src, "--tag",
+         GPU_TEST_IMAGE, "--base-image", base, "--runtime-image", f"{base}-runtime",
+         "--cuda-arch", "80,90", "--compile-only"],
+        cwd=ROOT,
+    )  # fmt: skip
+    assert done.returncode == 0, "invoke build-gpu failed (log above)"
     return GPU_TEST_IMAGE
 
 

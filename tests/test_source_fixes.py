@@ -224,6 +224,86 @@ def test_pycaffe_gets_a_mode_getter(tmp_path):
     assert "caffebox_mode() reads Caffe's mode" in log and _fix_tree(tmp_path) == ""
 
 
+# BVLC's _caffe.cpp before rc3 (2015), as a snippet: numpy initialised in the void init.
+OLD_BINDING = """#include <Python.h>
+#include <boost/python.hpp>
+#define NPY_NO_DEPRECATED_API NPY_1_7_API_VERSION
+#include <numpy/arrayobject.h>
+BOOST_PYTHON_MODULE(_caffe) {
+  import_array();
+}
+"""
+
+
+def _compiles(tmp_path, code: str) -> subprocess.CompletedProcess:
+    import sysconfig
+
+    import numpy
+
+    source = tmp_path / "binding.cpp"
+    source.write_text(code)
+    return subprocess.run(
+        ["g++", "-fsyntax-only", f"-I{sysconfig.get_paths()['include']}",
+         f"-I{numpy.get_include()}", "-include", "stdio.h", str(source)],
+        capture_output=True, text=True,
+    )  # fmt: skip
+
+
+def test_a_void_module_init_gets_import_array1(tmp_path):
+    """BVLC rc2's binding: under Python 3 import_array() returns NULL from a void function,
+    an error for GCC; import_array1() returns nothing. Compiled against this Python's and
+    numpy's headers, before and after (boost's header stands in as an empty macro)."""
+    code = OLD_BINDING.replace("#include <boost/python.hpp>",
+                               "#define BOOST_PYTHON_MODULE(name) void init_##name()")  # fmt: skip
+    before = _compiles(tmp_path, code)
+    assert before.returncode != 0 and "return-statement with a value" in before.stderr
+    binding = tmp_path / "tree" / "python" / "caffe" / "_caffe.cpp"
+    binding.parent.mkdir(parents=True)
+    binding.write_text(code)
+    log = _fix_tree(tmp_path / "tree")
+    assert "import_array1() in the void module init" in log
+    after = _compiles(tmp_path, binding.read_text())
+    assert after.returncode == 0, after.stderr
+    assert _fix_tree(tmp_path / "tree") == ""
+    other = tmp_path / "other" / "python" / "caffe" / "_caffe.cpp"  # not a module init: kept
+    other.parent.mkdir(parents=True)
+    other.write_text("void* init_numpy() { import_array(); return NULL; }\n")
+    assert _fix_tree(tmp_path / "other") == ""
+
+
+CUDNN_V3_HPP = """inline void createPoolingDesc(cudnnPoolingDescriptor_t* pool_desc,
+    cudnnPoolingMode_t* mode, int h, int w, int pad_h, int pad_w, int stride_h, int stride_w) {
+  CUDNN_CHECK(cudnnSetPooling2dDescriptor(*pool_desc, *mode, h, w,
+        pad_h, pad_w, stride_h, stride_w));
+}
+"""
+
+
+def _cudnn_tree(tmp_path, hpp: str, config: str):
+    (tmp_path / "include" / "caffe" / "util").mkdir(parents=True)
+    (tmp_path / "include" / "caffe" / "util" / "cudnn.hpp").write_text(hpp)
+    (tmp_path / "Makefile.config").write_text(config)
+    return _fix_tree(tmp_path), (tmp_path / "Makefile.config").read_text()
+
+
+def test_cudnn_code_older_than_cudnn_5_builds_without_cudnn(tmp_path):
+    """caffe-fast-rcnn's cuDNN code (cuDNN v3's API: no NaN option in the pooling
+    descriptor, among others) does not compile against cuDNN 9: Caffe's own CUDA
+    convolution instead, said in the build log."""
+    gpu = "CUDA_DIR := /usr/local/cuda\nUSE_CUDNN := 1\n"
+    log, config = _cudnn_tree(tmp_path, CUDNN_V3_HPP, gpu)
+    assert config == gpu.replace(":= 1", ":= 0")
+    assert "caffebox adapts (cuDNN): this tree's cuDNN code predates cuDNN 5" in log
+    assert _fix_tree(tmp_path) == ""
+
+
+def test_cudnn_5_code_and_cpu_builds_keep_their_config(tmp_path):
+    v5 = CUDNN_V3_HPP.replace("*mode, h, w", "*mode, CUDNN_PROPAGATE_NAN, h, w")
+    assert _cudnn_tree(tmp_path / "v5", v5, "USE_CUDNN := 1\n") == ("", "USE_CUDNN := 1\n")
+    cpu = "# USE_CUDNN := 1\nCPU_ONLY := 1\n"
+    assert _cudnn_tree(tmp_path / "cpu", CUDNN_V3_HPP, cpu) == ("", cpu)
+
+
 OLD_CLASSIFIER = """import numpy as np
 
 

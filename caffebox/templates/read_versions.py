@@ -2,6 +2,7 @@
 
 import glob
 import platform
+import re
 
 import numpy
 
@@ -12,4 +13,7 @@ found = sorted(
     glob.glob("/usr/lib*/**/libcudnn.so.*", recursive=True)
     + glob.glob("/usr/local/cuda*/lib*/libcudnn.so.*")
 )
-print("CUDNN_VERSION=" + (found[0].split(".so.")[1].split(".")[0] if found else ""))
+# cuDNN only where Caffe was built with it (an old fork's gpu image is built without).
+config = open("/opt/caffe/Makefile.config").read()
+uses = re.search(r"^\s*USE_CUDNN\s*:?=\s*1\b", config, flags=re.M)
+print("CUDNN_VERSION=" + (found[0].split(".so.")[1].split(".")[0] if found and uses else ""))
