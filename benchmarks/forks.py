@@ -68,6 +68,7 @@ def tarball(name: str, source: str, folder: Path) -> tuple[str, str, str]:
 def first_error(log: str) -> str:
     lines = [line.strip() for line in log.splitlines() if ERROR.search(line)]
     lines = [x for x in lines if "error_already_set" not in x and "-Werror" not in x]
+    lines.sort(key=lambda x: "error:" not in x)  # a compiler's error first, in log order
     return (lines[0] if lines else log.strip().splitlines()[-1] if log.strip() else "")[:160]
 
 

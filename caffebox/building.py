@@ -12,7 +12,7 @@ from typing import Any
 from caffebox import engine, images
 from caffebox.errors import CaffeboxError
 from caffebox.source import CaffeSource
-from caffebox.variants import get_variant, parse_cuda_archs
+from caffebox.variants import get_variant, on_distro, parse_cuda_archs
 
 
 @dataclass(frozen=True)
@@ -29,6 +29,7 @@ class BuildOptions:
     base_image: str = ""
     runtime_image: str = ""
     compile_only: bool = False
+    distro: str = ""
 
 
 def request(settings: Any, variant: str, options: BuildOptions) -> images.BuildRequest:
@@ -38,6 +39,11 @@ def request(settings: Any, variant: str, options: BuildOptions) -> images.BuildR
     if not (src or repo or ref):
         src, repo, ref = s.caffe_src, s.caffe_repo, s.caffe_ref
     chosen = get_variant(variant)
+    # The cpu variant follows the distro setting; the gpu one only when told (its default
+    # base is NVIDIA's Ubuntu image).
+    distro = o.distro or (s.distro if chosen.cpu_only else "")
+    if distro:
+        chosen = on_distro(chosen, distro)
     if o.cuda_arch:
         if chosen.cpu_only:
             raise CaffeboxError("--cuda-arch applies to the gpu variant only (invoke build-gpu).")

@@ -13,16 +13,18 @@ import os
 import shlex
 import sys
 from collections.abc import Callable
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
 import docker
+import yaml
 from invoke import Collection, Context, Exit, ParseError, Program, task
 
 from caffebox import __version__, makeconfig
 from caffebox.errors import CaffeboxError
 from caffebox.settings import DEFAULTS, exit_on_broken_config
-from caffebox.variants import get_variant
+from caffebox.variants import cuda_offline_base, debian_image, get_variant
 
 
 def friendly(body: Callable[..., Any]) -> Callable[..., Any]:
@@ -57,56 +59,52 @@ def split_args(text: str, what: str) -> list[str]:
         ) from None
 
 
-# The options every task that runs the image has (train, sweep and time say more).
-_RUN_HELP = {
-    "layers": "A folder to put on PYTHONPATH (read-only); repeatable.",
-    "image": "Image to run (setting image).",
-    "gpu": "GPUs to hand in: '0', '0,1' or 'all' (seen inside as 0..n-1; a gpu image).",
-    "runtime": "docker (Docker or Podman's API; the default, setting runtime) or charliecloud "
-    "(ch-run on an unpacked export: --image DIR).",
-}
+# Every task's option help, as data (caffebox/help.yaml), by task name.
+HELP: dict[str, dict[str, str]] = yaml.safe_load(
+    resources.files("caffebox").joinpath("help.yaml").read_text()
+)
+
+
+def _in_image(key: str, iterable: tuple[str, ...] = (),
+              positional: list[str] | None = None) -> Callable[..., Any]:  # fmt: skip
+    """@task for the task `key` that runs the image: --layers repeatable, help.yaml's
+    run-options lines (a line of the task's own for one of them wins)."""
+
+    def decorate(body: Callable[..., Any]) -> Any:
+        name = None if key.replace("-", "_") == body.__name__ else key
+        return task(name=name, iterable=["layers", *iterable], positional=positional,
+                    help={**HELP["run-options"], **HELP.get(key, {})})(body)  # fmt: skip
+
+    return decorate
 
 
 def _settings(c: Context) -> Any:
     return c.config.caffebox
 
 
-@task(help={"variant": "Which variant to render: cpu (default) or gpu."})
+@task(help=HELP["config"])
 @friendly
 def config(c: Context, variant: str = "cpu") -> None:
     """Print the Makefile.config rendered for a variant (the image keeps a copy)."""
     sys.stdout.write(makeconfig.render(get_variant(variant)))
 
 
-@task(
-    help={
-        "image": "Image name to make (default: the Dockerfile's base, debian:bookworm-slim).",
-        "mirror": "Debian mirror for debootstrap (setting debian_mirror).",
-        "force": "Make it with debootstrap even if the image exists or can be pulled.",
-    }
-)
+@task(help=HELP["base-image"])
 @friendly
-def base_image(c: Context, image: str = "", mirror: str = "", force: bool = False) -> None:
+def base_image(c: Context, image: str = "", distro: str = "", mirror: str = "",
+               force: bool = False) -> None:  # fmt: skip
     """Make sure the base image exists: keep, pull, or build it with debootstrap."""
     from caffebox import baseimage, engine
 
-    name = image or get_variant("cpu").base_image
+    name = image or debian_image(distro or _settings(c).distro)
     baseimage.ensure_base_image(
         engine.connect(), name, mirror or _settings(c).debian_mirror, force_debootstrap=force
     )
 
 
-_BUILD_HELP = {
-    "tag": "Image name to create (setting cpu_image, default caffebox:cpu).",
-    "caffe_src": "A local Caffe source folder or .tar.gz to build instead of git.",
-    "caffe_repo": "Git URL of a Caffe fork (default BVLC/caffe).",
-    "caffe_ref": "Commit, tag or branch to build (default BVLC master 9b89154).",
-    "jobs": "Parallel compile jobs (default: all cores).",
-    "no_cache": "Rebuild every step, ignoring the engine's cache.",
-}
 
 
-def _build_task(variant: str, names: tuple[str, ...], help: dict[str, str], doc: str) -> Any:
+def _build_task(variant: str, names: tuple[str, ...], doc: str) -> Any:
     """A build task whose options are BuildOptions' fields `names` (one list of them, in
     caffebox.building, instead of one signature per task)."""
     from caffebox import building
@@ -122,30 +120,17 @@ def _build_task(variant: str, names: tuple[str, ...], help: dict[str, str], doc:
     body.__signature__ = inspect.Signature(params)  # type: ignore[attr-defined]
     body.__name__ = body.__qualname__ = f"build_{variant}"
     body.__doc__ = doc
-    return task(help=help)(body)
+    return task(help={**HELP["build-options"], **HELP.get(f"build-{variant}", {})})(body)
 
 
-_SOURCE_OPTIONS = ("tag", "caffe_src", "caffe_repo", "caffe_ref", "jobs", "no_cache")
+_SOURCE_OPTIONS = ("tag", "caffe_src", "caffe_repo", "caffe_ref", "jobs", "no_cache", "distro")
 build_cpu = _build_task(
-    "cpu", _SOURCE_OPTIONS, _BUILD_HELP,
+    "cpu", _SOURCE_OPTIONS,
     "Build the CPU image: Caffe compiled WITH_PYTHON_LAYER := 1, CPU_ONLY, OpenBLAS.",
 )  # fmt: skip
 
 
-@task(
-    iterable=["layers"],
-    help={
-        "solver": "The solver .prototxt, relative to the current directory.",
-        "layers": "A folder to put on PYTHONPATH (read-only) for your layer modules; repeatable.",
-        "weights": "Initial .caffemodel weights to fine-tune from (comma-separated allowed).",
-        "snapshot": "A .solverstate to resume training from.",
-        "resume": "Resume from the newest .solverstate under the solver's snapshot_prefix.",
-        "image": "Image to run (setting image, default caffebox:cpu).",
-        "gpu": "GPUs to train on: '0', '0,1' or 'all' (needs the gpu image).",
-        "overwrite": "Replace the snapshots an earlier run left under the same snapshot_prefix.",
-        "runtime": _RUN_HELP["runtime"],
-    },
-)
+@_in_image("train")
 @friendly
 def train(c: Context, solver: str, layers: list[str] | None = None, weights: str = "",
           snapshot: str = "", resume: bool = False, image: str = "", gpu: str = "",
@@ -165,13 +150,7 @@ def train(c: Context, solver: str, layers: list[str] | None = None, weights: str
         raise Exit("caffebox: " + message, code=code)
 
 
-@task(
-    help={
-        "unit": "Only the fast tests that need no Docker engine.",
-        "image": "Test this existing image instead of building caffebox:cpu-test.",
-        "pytest_args": "Extra arguments for pytest, e.g. '-k digits -x'.",
-    }
-)
+@task(help=HELP["test"])
 def test(c: Context, unit: bool = False, image: str = "", pytest_args: str = "") -> None:
     """Run the test suite: unit tests, then the image tests on the real engine."""
     from caffebox import paths
@@ -213,24 +192,7 @@ def _run_tool(
         raise Exit(code=code)
 
 
-@task(
-    iterable=["input", "layers"],
-    help={
-        **_RUN_HELP,
-        "layer": "The layer as module.Class (the module must be importable from --layers).",
-        "input": "A bottom as NAME=SHAPE, e.g. data=2x3x4x4 (repeat, in bottom order).",
-        "layers": "A folder to put on PYTHONPATH (read-only); repeatable.",
-        "outputs": "Number of tops (default 1).",
-        "param_str": "The layer's param_str.",
-        "propagate_down": "Comma-separated 1/0 per bottom (default: all 1).",
-        "step": "Finite-difference step (default 1e-2, as Caffe).",
-        "threshold": "Relative threshold (default 1e-3, as Caffe).",
-        "kink": "Skip elements whose |value| is within kink-range of this (default 0).",
-        "kink_range": "Half-width of the kink region; negative disables (default).",
-        "seed": "Seed of the random input values.",
-        "gpu": "Check in Caffe's GPU mode on this GPU, e.g. 0 (a gpu image).",
-    },
-)
+@_in_image("gradcheck", iterable=("input",))
 @friendly
 def gradcheck(c: Context, layer: str, input: list[str] | None = None,
               layers: list[str] | None = None, outputs: int = 1, param_str: str = "",
@@ -248,13 +210,7 @@ def gradcheck(c: Context, layer: str, input: list[str] | None = None,
     _run_tool(c, layer_checks.gradcheck_command(options), layers, image, gpu, runtime)
 
 
-@task(
-    iterable=["layers"],
-    help={
-        **_RUN_HELP,
-        "script": "A Python script (relative to here) and its arguments, in one string.",
-    },
-)
+@_in_image("python")
 @friendly
 def python(c: Context, script: str, layers: list[str] | None = None, image: str = "",
            gpu: str = "", runtime: str = "") -> None:  # fmt: skip
@@ -272,11 +228,7 @@ def _program_words(remainder: str) -> list[str]:
     return split_args(remainder, "the program and its arguments")
 
 
-@task(
-    name="run",
-    iterable=["layers"],
-    help=_RUN_HELP,
-)
+@_in_image("run")
 @friendly
 def run_task(
     c: Context, layers: list[str] | None = None, image: str = "", gpu: str = "", runtime: str = ""
@@ -297,17 +249,7 @@ def run_task(
     _run_tool(c, words, layers, image, gpu, runtime)
 
 
-@task(
-    name="time",
-    iterable=["layers"],
-    help={
-        "net": "The net .prototxt (its TRAIN phase is timed), relative to here.",
-        "iterations": "Forward-backward passes to average (default 50).",
-        **_RUN_HELP,
-        "gpu": "Time on this GPU, e.g. 0 (a gpu image).",
-        "csv": "Also write the per-layer times to this CSV file.",
-    },
-)
+@_in_image("time")
 @friendly
 def time_task(c: Context, net: str, iterations: int = 50, layers: list[str] | None = None,
               image: str = "", gpu: str = "", csv: str = "",
@@ -321,17 +263,7 @@ def time_task(c: Context, net: str, iterations: int = 50, layers: list[str] | No
     )  # fmt: skip
 
 
-@task(
-    iterable=["layers"],
-    positional=["path"],
-    help={
-        **_RUN_HELP,
-        "path": "Folder (or file) of your layer tests, relative to here, e.g. tests.",
-        "layers": "Extra folders for PYTHONPATH (the tests' folder is always on it); repeatable.",
-        "pytest_args": "Extra arguments for pytest, e.g. '-k loss -x'.",
-        "gpu": "GPUs to hand in: '0', '0,1' or 'all' (seen inside as 0..n-1; a gpu image).",
-    },
-)
+@_in_image("test-layers", positional=["path"])
 @friendly
 def test_layers(c: Context, path: str, pytest_args: str = "", layers: list[str] | None = None,
                 image: str = "", gpu: str = "", runtime: str = "") -> None:  # fmt: skip
@@ -343,31 +275,16 @@ def test_layers(c: Context, path: str, pytest_args: str = "", layers: list[str] 
     _run_tool(c, command, [str(folder), *(layers or [])], image, gpu, runtime)
 
 
-_GPU_HELP = {
-    **_BUILD_HELP,
-    "tag": "Image name to create (setting gpu_image, default caffebox:gpu).",
-    "cuda_arch": "Compute capabilities to compile, e.g. '80,90' (default: 60 to 120 + PTX, "
-    "those the base's nvcc supports).",
-    "base_image": "Build-stage base (default NVIDIA's CUDA 12.4 cuDNN 9 devel, Ubuntu 22.04).",
-    "runtime_image": "Runtime-stage base (default the matching cudnn-runtime image).",
-    "compile_only": "Only compile (libcaffe, pycaffe) in the build stage, tagged as --tag: "
-    "checks a tree compiles where its tools cannot link (e.g. a fork lacking GPU code).",
-}
 build_gpu = _build_task(
     "gpu", (*_SOURCE_OPTIONS, "cuda_arch", "base_image", "runtime_image", "compile_only"),
-    _GPU_HELP, "Build the GPU image: CUDA 12, cuDNN (8/9 via caffebox's compat header), NCCL.",
+    "Build the GPU image: CUDA 12, cuDNN (8/9 via caffebox's compat header), NCCL.",
 )  # fmt: skip
 
 
-@task(
-    help={
-        "tag": "Image name to make (default caffebox/cuda-offline:13, or :11.8 with --cuda 11).",
-        "base": "Debian base it builds on (default debian:bookworm-slim; see base-image).",
-        "cuda": "13 (CUDA 13.0 from PyPI wheels, the default) or 11 (Debian's CUDA 11.8).",
-    }
-)
+@task(help=HELP["cuda-base"])
 @friendly
-def cuda_base(c: Context, tag: str = "", base: str = "", cuda: str = "13") -> None:
+def cuda_base(c: Context, tag: str = "", base: str = "", distro: str = "bookworm",
+              cuda: str = "13") -> None:  # fmt: skip
     """Make an offline CUDA build base, cuDNN 9 and NCCL included, from Debian and PyPI.
 
     For machines that cannot pull NVIDIA's images: build-gpu --base-image TAG
@@ -376,22 +293,15 @@ def cuda_base(c: Context, tag: str = "", base: str = "", cuda: str = "13") -> No
     """
     from caffebox import engine, images
 
+    if not tag and cuda.split(".")[0] == "13":
+        tag = cuda_offline_base(distro)
     images.build_cuda_offline_base(
-        engine.connect(), tag, base or get_variant("cpu").base_image,
-        _settings(c).ca_certificates, cuda=cuda,
+        engine.connect(), tag, base or debian_image(distro), _settings(c).ca_certificates,
+        cuda=cuda,
     )  # fmt: skip
 
 
-@task(
-    help={
-        "image": "The image to export, e.g. caffebox:cpu.",
-        "out": "The file to write, NAME.tar.zst; or a folder, DIR/, to unpack it there for "
-        "ch-run (--runtime charliecloud --image DIR).",
-        "without_cuda_libs": "Leave out cudart, cuBLAS, cuDNN, cuRAND, NCCL and NVRTC: the "
-        "host's are used (caffebox-run finds them).",
-        "level": "zstd compression level (default 10; 19 is smaller and much slower).",
-    }
-)
+@task(help=HELP["export"])
 @friendly
 def export(
     c: Context, image: str, out: str, without_cuda_libs: bool = False, level: int = 10
@@ -418,22 +328,7 @@ def export(
           f"charliecloud --image {folder}' runs it with ch-run")  # fmt: skip
 
 
-@task(
-    iterable=["set", "layers"],
-    help={
-        "solver": "The solver to sweep (or, with --status, the sweep's folder).",
-        "set": "NAME=V1,V2: a solver field (base_lr=0.01,0.1) or a layer's setting "
-        "(loss.param_str.delta=0.5,1; loss.loss_weight=1,2); repeat for a grid.",
-        "parallel": "Runs at a time on this engine (default: one per 2 cores, or per GPU).",
-        "resume": "Finish a sweep that was interrupted: skip finished variants.",
-        **_RUN_HELP,
-        "gpu": "GPUs to share out, one per run at a time, e.g. '0,1'.",
-        "slurm": "Submit the grid as one Slurm job array instead of running it here.",
-        "slurm_args": "Options for sbatch, e.g. '--partition=gpu --time=2:00:00 --gres=gpu:1'.",
-        "wait": "With --slurm: wait for the array to finish, then show the table.",
-        "status": "Show a sweep's state (Slurm tasks) and its table: caffebox sweep --status DIR.",
-    },
-)
+@_in_image("sweep", iterable=("set",))
 @friendly
 def sweep(
     c: Context,
@@ -464,13 +359,7 @@ def sweep(
         raise Exit(code=code)
 
 
-@task(
-    help={
-        "runs": "Run record folders, in one string: 'snapshots/digits.runs/A snapshots/digits"
-        ".runs/B'; a folder of records (a sweep, a *.runs folder) stands for all of them.",
-        "out": "The PNG to write (default: curves.png here).",
-    },
-)
+@task(help=HELP["plot"])
 @friendly
 def plot(c: Context, runs: str, out: str = "curves.png") -> None:
     """Draw train loss and test outputs of one or several run records on one figure."""
@@ -480,14 +369,7 @@ def plot(c: Context, runs: str, out: str = "curves.png") -> None:
     print(f"caffebox: plotted {len(folders)} run(s) into {target}")
 
 
-@task(
-    help={
-        "image": "The image to publish (setting image, default caffebox:cpu).",
-        "registry": "Repository to push to, REGISTRY/NAMESPACE/NAME, e.g. ghcr.io/my-org/caffebox "
-        "(setting registry).",
-        "dry_run": "Print the references it would push, push nothing.",
-    }
-)
+@task(help=HELP["publish"])
 @friendly
 def publish(c: Context, image: str = "", registry: str = "", dry_run: bool = False) -> None:
     """Push an image under every tag of the scheme (cpu, cpu-bvlc9b89154-py3.11, ...)."""
@@ -497,12 +379,7 @@ def publish(c: Context, image: str = "", registry: str = "", dry_run: bool = Fal
     publishing.publish(engine.connect(), image or s.image, registry or s.registry, dry_run=dry_run)
 
 
-@task(
-    help={
-        "image": "The image to get (setting image); a name with a registry or @sha256 digest is "
-        "pulled as it is, others from the registry setting's repository.",
-    }
-)
+@task(help=HELP["pull"])
 @friendly
 def pull(c: Context, image: str = "") -> None:
     """Pull an image from the registry setting (or a full reference), with progress."""

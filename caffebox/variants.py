@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 
 @dataclass(frozen=True)
@@ -83,6 +83,47 @@ GPU = Variant(
 )
 
 VARIANTS: dict[str, Variant] = {CPU.name: CPU, GPU.name: GPU}
+
+# The Debian releases an image builds on (--distro): 12 (Python 3.11, numpy 1.24, GCC 12)
+# and 13 (Python 3.13, numpy 2.2, GCC 14).
+DISTROS = ("bookworm", "trixie")
+# The offline CUDA 13 base `cuda-base` makes on each (its runtime twin adds -runtime).
+_CUDA_OFFLINE = {
+    "bookworm": "caffebox/cuda-offline:13",
+    "trixie": "caffebox/cuda-offline:13-trixie",
+}
+
+
+def debian_image(distro: str) -> str:
+    """The slim Debian image of a release, as Docker's library names it."""
+    return f"debian:{check_distro(distro)}-slim"
+
+
+def cuda_offline_base(distro: str) -> str:
+    """The offline CUDA 13 build base `cuda-base --distro DISTRO` makes."""
+    return _CUDA_OFFLINE[check_distro(distro)]
+
+
+def check_distro(distro: str) -> str:
+    """`distro` if caffebox builds on it, else an error naming those it does."""
+    if distro not in DISTROS:
+        from caffebox.errors import CaffeboxError
+
+        raise CaffeboxError(
+            f"--distro {distro!r}: caffebox builds on Debian {' and '.join(DISTROS)}. Pass "
+            "one of them (or --base-image for another base)."
+        )
+    return distro
+
+
+def on_distro(variant: Variant, distro: str) -> Variant:
+    """`variant` built on a Debian release: the cpu variant on its slim image, the gpu
+    variant on the offline CUDA 13 base made on it (NVIDIA publishes no Debian images)."""
+    if variant.cpu_only:
+        image = debian_image(distro)
+        return replace(variant, base_image=image, runtime_image=image)
+    base = cuda_offline_base(distro)
+    return replace(variant, base_image=base, runtime_image=f"{base}-runtime")
 
 
 def get_variant(name: str) -> Variant:

@@ -13,10 +13,13 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+
+from caffebox.settings import DEFAULTS
+from caffebox.variants import DISTROS
 
 from .support.cli import BUILD_LOG, ROOT
 from .support.containers import TrackedContainer
@@ -26,7 +29,9 @@ from .support.services import missing
 SDIST = "brocolli-caffe==9.0.2"
 SDIST_FILE = "brocolli-caffe-9.0.2.tar.gz"
 SDIST_SHA256 = "c6410cc60bdd6db685d441b66be7df05410f8850ac88d6b75d48ef9b2315c08a"
+# The cpu image on the default Debian release; on the other one it is TEST_IMAGE-DISTRO.
 TEST_IMAGE = "caffebox:cpu-test"
+DEFAULT_DISTRO = DEFAULTS["caffebox"]["distro"]
 # The offline CUDA 13 build base (its runtime twin is CUDA_BASE + "-runtime").
 CUDA_BASE = "caffebox/cuda-offline:13"
 
@@ -35,8 +40,10 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("caffebox")
     group.addoption(
         "--caffebox-image",
-        default="",
-        help="Test this existing image instead of building caffebox:cpu-test.",
+        action="append",
+        default=[],
+        help="Test this existing image instead of building caffebox:cpu-test; DISTRO=IMAGE "
+        "for another release's (e.g. trixie=caffebox:cpu-test-trixie). Repeatable.",
     )
     group.addoption(
         "--caffebox-gpu-image",
@@ -91,24 +98,55 @@ def caffe_src(request, cache_dir) -> str:
     return str(target)
 
 
+def cpu_test_tag(distro: str) -> str:
+    return TEST_IMAGE if distro == DEFAULT_DISTRO else f"{TEST_IMAGE}-{distro}"
+
+
 @pytest.fixture(scope="session")
-def image(request, engine, caffe_src) -> str:
-    """The cpu image under test, built offline from the sdist the first time."""
-    given = request.config.getoption("--caffebox-image")
-    if given:
-        return given
-    done = subprocess.run([sys.executable, "-m", "invoke", "base-image"], cwd=ROOT)
-    assert done.returncode == 0, "invoke base-image failed"
-    with subprocess.Popen(
-        [sys.executable, "-m", "invoke", "build-cpu", "--caffe-src", caffe_src,
-         "--tag", TEST_IMAGE],
-        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-    ) as build:  # fmt: skip
-        for line in build.stdout:
-            sys.stdout.write(line)
-            BUILD_LOG.append(line)
-    assert build.returncode == 0, "invoke build-cpu failed (build log above)"
-    return TEST_IMAGE
+def image_for(request, engine, caffe_src) -> Callable[[str], str]:
+    """The cpu image under test on a Debian release, built offline from the sdist the
+    first time it is asked for (base-image first, as a user would)."""
+    given = {}
+    for item in request.config.getoption("--caffebox-image"):
+        distro, _, name = item.rpartition("=")
+        given[distro or DEFAULT_DISTRO] = name
+    made: dict[str, str] = {}
+
+    def get(distro: str) -> str:
+        if distro in given:
+            return given[distro]
+        if distro not in made:
+            tag = cpu_test_tag(distro)
+            done = subprocess.run([sys.executable, "-m", "invoke", "base-image", "--distro",
+                                   distro], cwd=ROOT)  # fmt: skip
+            assert done.returncode == 0, f"invoke base-image --distro {distro} failed"
+            log = BUILD_LOG.setdefault(tag, [])
+            with subprocess.Popen(
+                [sys.executable, "-m", "invoke", "build-cpu", "--caffe-src", caffe_src,
+                 "--tag", tag, "--distro", distro],
+                cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+            ) as build:  # fmt: skip
+                for line in build.stdout:
+                    sys.stdout.write(line)
+                    log.append(line)
+            assert build.returncode == 0, f"invoke build-cpu --distro {distro} failed (log above)"
+            made[distro] = tag
+        return made[distro]
+
+    return get
+
+
+@pytest.fixture(scope="session")
+def image(image_for) -> str:
+    """The cpu image on the default Debian release (the workflow tests run on it)."""
+    return image_for(DEFAULT_DISTRO)
+
+
+@pytest.fixture(scope="module", params=DISTROS)
+def each_distro_image(request, image_for) -> str:
+    """The cpu image on each Debian release in turn, for the modules that test the image
+    itself (pycaffe, its contents, the layer kit, the examples): they override `image`."""
+    return image_for(request.param)
 
 
 @pytest.fixture(scope="session")

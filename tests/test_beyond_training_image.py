@@ -22,6 +22,12 @@ from .support.cli import CAFFEBOX, ROOT, assert_one_paragraph, caffebox, fingerp
 pytestmark = pytest.mark.image
 
 
+@pytest.fixture(scope="module")
+def image(each_distro_image) -> str:
+    """This module's tests run on the image of each Debian release (conftest)."""
+    return each_distro_image
+
+
 def _env(image: str) -> dict[str, str]:
     import os
 

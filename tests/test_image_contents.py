@@ -16,6 +16,12 @@ from .support.cli import build_log
 
 pytestmark = pytest.mark.image
 
+
+@pytest.fixture(scope="module")
+def image(each_distro_image) -> str:
+    """This module's tests run on the image of each Debian release (conftest)."""
+    return each_distro_image
+
 # The test source (PyPI brocolli-caffe 9.0.2, which calls highgui and videoio, so keeps
 # Qt and ffmpeg): 1,051 MB when the runtime installed packages, 626 MB with bundled
 # libraries, 569 MB with GDAL a stub (README, "The image"). The bound leaves room for
@@ -129,7 +135,7 @@ def test_one_compile_per_build(image):
     --no-cache reached the labels call), exactly once where its step was not cached."""
     import os
 
-    log = build_log()
+    log = build_log(image)
     if not log:
         if os.environ.get("CI") == "true":
             pytest.fail("CI builds the test image: its build log must be here")

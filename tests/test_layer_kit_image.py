@@ -13,6 +13,12 @@ import pytest
 from .support.cli import ROOT, invoke
 
 pytestmark = pytest.mark.image
+
+
+@pytest.fixture(scope="module")
+def image(each_distro_image) -> str:
+    """This module's tests run on the image of each Debian release (conftest)."""
+    return each_distro_image
 FIXTURES = "examples/layer_tests"
 
 # (layer, inputs, param_str, expected verdict)

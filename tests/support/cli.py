@@ -20,13 +20,13 @@ CAFFEBOX = [
 ]  # fmt: skip
 
 
-# The image fixture's build output, line by line ('' when an image was given).
-BUILD_LOG: list[str] = []
+# The image fixtures' build output, line by line, by image ('' when an image was given).
+BUILD_LOG: dict[str, list[str]] = {}
 
 
-def build_log() -> str:
-    """The output of the image fixture's build ('' when an image was given)."""
-    return "".join(BUILD_LOG)
+def build_log(image: str) -> str:
+    """The output of the build that made `image` ('' when the image was given)."""
+    return "".join(BUILD_LOG.get(image, []))
 
 
 def digits_project(dest: Path) -> Path:
