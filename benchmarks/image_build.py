@@ -3,6 +3,7 @@
 Runs on the host with an engine (the base image must be there: invoke base-image):
 
     python benchmarks/image_build.py --caffe-src path/to/caffe[.tar.gz] [--tag T] [--variant cpu]
+        [--distro bookworm --distro trixie]
 
 Builds with --no-cache (the base image stays), times every Dockerfile step from the
 engine's build stream, and prints one table: the seconds of each phase (build deps,
@@ -11,7 +12,9 @@ the compile, the runtime image's size and its 10 largest items (packages, librar
 from packages, wheels). The compile is the
 baseline: the ratio is what everything else costs on the same machine in the same run.
 The runtime base builds beside the build stage (caffebox.images.build), so its row is
-wall time spent at the same time as the build deps, not added to the whole build.
+wall time spent at the same time as the build deps, not added to the whole build. With
+--distro twice, each release is built cold in turn and a last table compares them with the
+first (build seconds and size as ratios).
 """
 
 from __future__ import annotations
@@ -24,7 +27,7 @@ import time
 
 from caffebox import engine, images
 from caffebox.source import CaffeSource
-from caffebox.variants import get_variant
+from caffebox.variants import DISTROS, get_variant, on_distro
 
 # Which Dockerfile step belongs to which phase: the first pattern found in its text.
 PHASES = [
@@ -105,25 +108,14 @@ def largest(client, tag: str, n: int = 10) -> list[tuple[int, str]]:
     return sorted(((b, k) for k, b in sizes.items()), reverse=True)[:n]
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--caffe-src", required=True)
-    parser.add_argument("--tag", default="caffebox:bench")
-    parser.add_argument("--variant", default="cpu")
-    parser.add_argument("--jobs", type=int, default=0)
-    parser.add_argument("--quiet", action="store_true", help="do not echo the build log")
-    parser.add_argument(
-        "--steps",
-        type=int,
-        default=0,
-        metavar="N",
-        help="also print the N slowest Dockerfile steps",
-    )
-    args = parser.parse_args()
-    client = engine.connect()
+def measure(client, args, distro: str) -> dict[str, float]:
+    """One cold build on `distro` with its phase table; the figures the comparison needs."""
+    variant = get_variant(args.variant)
+    tag = args.tag if len(args.distro) == 1 else f"{args.tag}-{distro}"
     request = images.BuildRequest(
-        variant=get_variant(args.variant), source=CaffeSource.from_options(args.caffe_src, None,
-        None), tag=args.tag, jobs=args.jobs or None, nocache=True,
+        variant=on_distro(variant, distro) if distro else variant,
+        source=CaffeSource.from_options(args.caffe_src, None, None), tag=tag,
+        jobs=args.jobs or None, nocache=True,
     )  # fmt: skip
     log, beside = TimedLog(echo=not args.quiet), TimedLog(echo=False)
     started = time.monotonic()
@@ -135,9 +127,9 @@ def main() -> int:
         phases[phase] = phases.get(phase, 0.0) + seconds
     # The runtime base's whole call, from the build's start: it ran beside the build deps.
     beside_s = beside.last - started
-    size = client.images.get(args.tag).attrs["Size"]
+    size = client.images.get(tag).attrs["Size"]
     compile_s = phases.get("compile", 0.0)
-    print(f"\ncold build of {args.caffe_src} ({args.variant}), {args.tag}")
+    print(f"\ncold build of {args.caffe_src} ({args.variant}, {distro or 'default'}), {tag}")
     print(f"{'phase':<14}{'seconds':>9}{'x compile':>11}")
     ratio = beside_s / compile_s if compile_s else float("nan")
     print(f"{'runtime deps':<14}{beside_s:>9.0f}{ratio:>11.2f}  (beside build deps)")
@@ -153,8 +145,40 @@ def main() -> int:
             print(f"  {seconds:>7.1f} s  {step[:90]}")
     print(f"runtime image: {size / 1e6:.0f} MB")
     print("largest items (installed packages, bundled libraries by package, wheels):")
-    for size, name in largest(client, args.tag):
-        print(f"  {size / 1e6:>7.1f} MB  {name}")
+    for item_size, name in largest(client, tag):
+        print(f"  {item_size / 1e6:>7.1f} MB  {name}")
+    return {"whole": total, "compile": compile_s, "mb": size / 1e6}
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--caffe-src", required=True)
+    parser.add_argument("--tag", default="caffebox:bench")
+    parser.add_argument("--variant", default="cpu")
+    parser.add_argument("--jobs", type=int, default=0)
+    parser.add_argument("--quiet", action="store_true", help="do not echo the build log")
+    parser.add_argument(
+        "--distro", action="append", default=[], choices=DISTROS,
+        help="build on this Debian release (repeat: each is built cold in turn, then compared "
+        "with the first)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--steps",
+        type=int,
+        default=0,
+        metavar="N",
+        help="also print the N slowest Dockerfile steps",
+    )
+    args = parser.parse_args()
+    client = engine.connect()
+    results = {d: measure(client, args, d) for d in (args.distro or [""])}
+    if len(results) > 1:
+        base_name, base = next(iter(results.items()))
+        print(f"\n{'distro':<10}{'build s':>9}{'compile s':>11}{'MB':>7}"
+              f"{'build x ' + base_name:>18}{'MB x ' + base_name:>15}")  # fmt: skip
+        for name, r in results.items():
+            print(f"{name:<10}{r['whole']:>9.0f}{r['compile']:>11.0f}{r['mb']:>7.0f}"
+                  f"{r['whole'] / base['whole']:>18.2f}{r['mb'] / base['mb']:>15.2f}")  # fmt: skip
     return 0
 
 

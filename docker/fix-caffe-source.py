@@ -227,7 +227,28 @@ def fix_py2_idioms(text: str) -> str:
     text = re.sub(r"\.iteritems\(\)", ".items()", text)
     text = re.sub(r"\.itervalues\(\)", ".values()", text)
     text = re.sub(r"\.iterkeys\(\)", ".keys()", text)
+    text = re.sub(r"^([ \t]*)from itertools import ([\w, \t]+)$", _itertools_import, text,
+                  flags=re.M)  # fmt: skip
     return re.sub(r"(?<![\w.])xrange\(", "range(", text)
+
+
+# Python 2's itertools names and what Python 3 calls them (the builtins are lazy now).
+_ITERTOOLS_RENAMED = {"izip_longest": "zip_longest", "izip": "zip", "imap": "map",
+                      "ifilter": "filter"}  # fmt: skip
+
+
+def _itertools_import(match: re.Match[str]) -> str:
+    """`from itertools import izip_longest, chain` -> the same names bound to Python 3's
+    (zip_longest under its old name; izip/imap/ifilter as the builtins)."""
+    indent, names = match.group(1), [n.strip() for n in match.group(2).split(",")]
+    if not any(n in _ITERTOOLS_RENAMED for n in names):
+        return match.group(0)
+    kept = [f"zip_longest as {n}" if n == "izip_longest" else n for n in names
+            if n not in _ITERTOOLS_RENAMED or n == "izip_longest"]  # fmt: skip
+    lines = [f"{indent}from itertools import {', '.join(kept)}"] if kept else []
+    lines += [f"{indent}{n} = {_ITERTOOLS_RENAMED[n]}" for n in names
+              if n in _ITERTOOLS_RENAMED and n != "izip_longest"]  # fmt: skip
+    return "\n".join(lines)
 
 
 def fix_range_division(text: str) -> str:
@@ -301,7 +322,8 @@ PY_FIXES = [
     ("numpy 2", "frombuffer(...).copy() for the removed fromstring()", fix_fromstring),
     ("Python 3", "print() and 'except E as e' for Python 2 statements", fix_python2),
     ("numpy", "integer crop indices (numpy 1.12+ refuses float ones)", fix_float_crops),
-    ("Python 3", "items()/values()/keys()/range() for Python 2's iter*() and xrange()",
+    ("Python 3", "items()/values()/keys()/range()/zip_longest for Python 2's iter*(), "
+     "xrange() and itertools.izip*",
      fix_py2_idioms),
     ("Python 3", "// where Python 2's integer division feeds range()", fix_range_division),
 ]  # fmt: skip

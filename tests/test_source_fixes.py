@@ -368,3 +368,26 @@ def test_python2_idioms_that_compile_but_fail_when_called(tmp_path):
     assert "num_batches = num // batch_size" in text and "half = num / 2.0" in text
     assert "for b in range(num_batches):" in text and "xrange" not in text
     assert "integer division feeds range()" in log and _fix_tree(tmp_path) == ""
+
+
+OLD_ITERTOOLS = """from itertools import izip_longest, chain, izip
+
+
+def batches(forward, backward):
+    pairs = list(izip_longest(forward, backward, fillvalue={}))
+    return pairs, list(izip(forward, backward)), list(chain(forward))
+"""
+
+
+def test_python2_itertools_names_import_under_python3(tmp_path):
+    """BVLC rc2's pycaffe (2015): `from itertools import izip_longest` stops `import caffe`
+    under Python 3. The names stay, bound to Python 3's; the module then runs."""
+    path = tmp_path / "python" / "caffe" / "pycaffe.py"
+    path.parent.mkdir(parents=True)
+    path.write_text(OLD_ITERTOOLS)
+    log = _fix_tree(tmp_path)
+    assert "zip_longest for Python 2's iter*(), xrange() and itertools.izip*" in log
+    namespace: dict = {}
+    exec(compile(path.read_text(), str(path), "exec"), namespace)
+    assert namespace["batches"]([1, 2], [3]) == ([(1, 3), (2, {})], [(1, 3)], [1, 2])
+    assert _fix_tree(tmp_path) == ""
