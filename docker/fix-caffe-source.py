@@ -232,6 +232,24 @@ def fix_py2_idioms(text: str) -> str:
     return re.sub(r"(?<![\w.])xrange\(", "range(", text)
 
 
+# unittest's aliases that Python 3.12 removed, and the names they stood for (since 3.2).
+_UNITTEST_ALIASES = {
+    "assertEquals": "assertEqual", "assertNotEquals": "assertNotEqual",
+    "assertAlmostEquals": "assertAlmostEqual", "assertNotAlmostEquals": "assertNotAlmostEqual",
+    "assert_": "assertTrue", "failUnless": "assertTrue", "failIf": "assertFalse",
+    "failUnlessEqual": "assertEqual", "failIfEqual": "assertNotEqual",
+    "assertRegexpMatches": "assertRegex", "assertNotRegexpMatches": "assertNotRegex",
+    "assertRaisesRegexp": "assertRaisesRegex",
+}  # fmt: skip
+
+
+def fix_unittest_aliases(text: str) -> str:
+    """self.assertEquals(...) and the other aliases Python 3.12 removed: Caffe's own
+    python/caffe/test suite calls them (AttributeError on Debian 13's Python 3.13)."""
+    pattern = r"\bself\.(" + "|".join(sorted(_UNITTEST_ALIASES, key=len, reverse=True)) + r")\("
+    return re.sub(pattern, lambda m: f"self.{_UNITTEST_ALIASES[m.group(1)]}(", text)
+
+
 # Python 2's itertools names and what Python 3 calls them (the builtins are lazy now).
 _ITERTOOLS_RENAMED = {"izip_longest": "zip_longest", "izip": "zip", "imap": "map",
                       "ifilter": "filter"}  # fmt: skip
@@ -326,6 +344,8 @@ PY_FIXES = [
      "xrange() and itertools.izip*",
      fix_py2_idioms),
     ("Python 3", "// where Python 2's integer division feeds range()", fix_range_division),
+    ("Python 3.12", "unittest's assertEqual() and others for the removed aliases",
+     fix_unittest_aliases),
 ]  # fmt: skip
 
 

@@ -23,10 +23,11 @@ def image(each_distro_image) -> str:
     return each_distro_image
 
 # The test source (PyPI brocolli-caffe 9.0.2, which calls highgui and videoio, so keeps
-# Qt and ffmpeg): 1,051 MB when the runtime installed packages, 626 MB with bundled
-# libraries, 569 MB with GDAL a stub (README, "The image"). The bound leaves room for
-# Debian point releases.
-TEST_SOURCE_MAX_MB = 600
+# Qt and ffmpeg) on Debian 12: 1,051 MB when the runtime installed packages, 626 MB with
+# bundled libraries, 569 MB with GDAL a stub (README, "The image"); on Debian 13 628 MB
+# (newer Qt, ffmpeg and OpenCV; scipy 1.15 carries its own OpenBLAS). The bounds leave
+# room for point releases.
+TEST_SOURCE_MAX_MB = {"bookworm": 600, "trixie": 660}
 
 # ldd of what Caffe ships, as 'lib path' lines: the closure the image must carry.
 LOADED = (
@@ -42,10 +43,11 @@ def loaded(run_in_image) -> dict[str, str]:
     return dict(line.split(" ", 1) for line in out.splitlines() if " " in line)
 
 
-def test_size_bound(engine, image):
+def test_size_bound(engine, image, run_in_image):
     size_mb = engine.images.get(image).attrs["Size"] / 1e6
+    code, out = run_in_image(["sh", "-c", ". /etc/os-release; echo $VERSION_CODENAME"])
     print(f"\n{image}: {size_mb:.0f} MB")
-    assert size_mb <= TEST_SOURCE_MAX_MB
+    assert size_mb <= TEST_SOURCE_MAX_MB[out.split()[-1]]
 
 
 def test_every_library_resolves_and_every_bundled_one_is_loaded(run_in_image, loaded):
@@ -59,7 +61,8 @@ def test_every_library_resolves_and_every_bundled_one_is_loaded(run_in_image, lo
         assert loaded[name] == f"/opt/caffe/lib/deps/{name}", (name, loaded[name])
     origins = dict(line.split(" ", 1) for line in out.splitlines() if line.count(" ") == 2)
     assert set(origins) == bundled, "PACKAGES must name the origin of every bundled file"
-    assert origins["libopencv_core.so.406"].startswith("libopencv-core406 ")
+    (core,) = [name for name in origins if name.startswith("libopencv_core.so.")]
+    assert origins[core].startswith("libopencv-core"), origins[core]  # e.g. libopencv-core406
 
 
 @pytest.mark.parametrize(
@@ -98,7 +101,7 @@ open("c.ntf", "w").write("NITF02.10")
 printf 'a.png 0\nb.jpg 1\n' > images.txt
 convert_imageset /tmp/ images.txt db 2>&1 | grep -F 'Processed 2 files.'
 printf 'c.ntf 0\n' > nitf.txt
-convert_imageset /tmp/ nitf.txt db2 2>&1 | grep -F 'libgdal.so.32 is a stub' || true
+convert_imageset /tmp/ nitf.txt db2 2>&1 | grep -F 'is a stub' || true
 grep -F caffebox-stub-of- /opt/caffe/lib/deps/PACKAGES
 echo "GDAL's own libraries loaded:" $(ldd /opt/caffe/bin/* /opt/caffe/lib/libcaffe*.so \
     /opt/caffe/python/caffe/_caffe*.so | grep -oE 'lib(proj|geos|poppler|spatialite)[^ ]*' \
@@ -114,20 +117,33 @@ def test_gdal_is_a_stub_and_opencv_still_reads_png_and_jpeg(run_in_image):
     code, out = run_in_image(["sh", "-c", GDAL_CHECK])
     assert code == 0, out
     assert "Processed 2 files." in out, out
-    assert "GDALOpen: this image's libgdal.so.32 is a stub" in out, out
+    assert re.search(r"GDALOpen: this image's libgdal\.so\.\d+ is a stub", out), out
     assert re.search(r"^libgdal\.so\.\d+ caffebox-stub-of-libgdal\d+ \S+$", out, re.M), out
     assert re.search(r"^GDAL's own libraries loaded:$", out, re.M), out  # PROJ, GEOS...
 
 
+PREFIXED = """import ctypes, glob
+(lib,) = glob.glob('/opt/caffe/pydeps/scipy.libs/libscipy_openblas*')
+print(hasattr(ctypes.CDLL(lib), 'scipy_dgemm_'), hasattr(ctypes.CDLL(lib), 'dgemm_'))
+"""
+
+
 def test_one_shared_openblas(run_in_image, loaded):
-    """scipy's wheel carries its own OpenBLAS; the image keeps the one Caffe loads."""
+    """scipy's wheel carries its own OpenBLAS. Before scipy 1.13 (Debian 12's pins) it has
+    BLAS's plain symbol names, so the image points it at the one Caffe loads; scipy 1.13+'s
+    (Debian 13's) has every symbol prefixed scipy_, so the two never meet and it stays."""
     code, out = run_in_image(
-        ["sh", "-c", "for f in /opt/caffe/pydeps/scipy.libs/libopenblas*; do readlink -f $f; done;"
-         " python3 -c 'import scipy.linalg as l, numpy as n; print(l.solve(n.eye(3), n.ones(3)))'"]
+        ["sh", "-c", "for f in /opt/caffe/pydeps/scipy.libs/lib*openblas*; do readlink -f $f; "
+         "done; python3 -c 'import scipy.linalg as l, numpy as n; "
+         "print(l.solve(n.eye(3), n.ones(3)))'"]
     )  # fmt: skip
     assert code == 0, out
-    assert out.splitlines()[0] == loaded["libopenblas.so.0"]
     assert "[1. 1. 1.]" in out
+    if "libscipy_openblas" in out.splitlines()[0]:
+        code, symbols = run_in_image(["python3", "-c", PREFIXED])
+        assert symbols.split() == ["True", "False"], symbols
+    else:
+        assert out.splitlines()[0] == loaded["libopenblas.so.0"]
 
 
 def test_one_compile_per_build(image):

@@ -1,6 +1,7 @@
 """docker/fix-caffe-source.sh on small trees: each fix fires on the old code, and only there."""
 
 import subprocess
+import sys
 
 from caffebox import paths
 
@@ -390,4 +391,34 @@ def test_python2_itertools_names_import_under_python3(tmp_path):
     namespace: dict = {}
     exec(compile(path.read_text(), str(path), "exec"), namespace)
     assert namespace["batches"]([1, 2], [3]) == ([(1, 3), (2, {})], [(1, 3)], [1, 2])
+    assert _fix_tree(tmp_path) == ""
+
+
+OLD_UNITTEST = """import unittest
+
+
+class TestCoordMap(unittest.TestCase):
+    def test_rect(self):
+        self.assertEquals(1, 1)
+        self.assertNotEquals(1, 2)
+        with self.assertRaisesRegexp(TypeError, "bad"):
+            raise TypeError("bad input")
+        self.assert_(True)
+"""
+
+
+def test_unittest_aliases_python_3_12_removed(tmp_path):
+    """Caffe's own suite (test_coord_map.py, test_net_spec.py) calls assertEquals and
+    assertRaisesRegexp, which Python 3.12 removed: 8 of its tests failed on Debian 13."""
+    path = tmp_path / "python" / "caffe" / "test" / "test_coord_map.py"
+    path.parent.mkdir(parents=True)
+    path.write_text(OLD_UNITTEST)
+    log = _fix_tree(tmp_path)
+    assert "unittest's assertEqual() and others for the removed aliases" in log
+    text = path.read_text()
+    assert "assertEquals" not in text and "self.assertEqual(1, 1)" in text
+    assert "self.assertRaisesRegex(TypeError" in text and "self.assertTrue(True)" in text
+    done = subprocess.run([sys.executable, "-m", "unittest", "-q", str(path)],
+                          capture_output=True, text=True, cwd=path.parent)  # fmt: skip
+    assert done.returncode == 0 and "Ran 1 test" in done.stderr, done.stderr
     assert _fix_tree(tmp_path) == ""
