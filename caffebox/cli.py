@@ -283,7 +283,7 @@ build_gpu = _build_task(
 
 @task(help=HELP["cuda-base"])
 @friendly
-def cuda_base(c: Context, tag: str = "", base: str = "", distro: str = "bookworm",
+def cuda_base(c: Context, tag: str = "", base: str = "", distro: str = "",
               cuda: str = "13") -> None:  # fmt: skip
     """Make an offline CUDA build base, cuDNN 9 and NCCL included, from Debian and PyPI.
 
@@ -293,6 +293,8 @@ def cuda_base(c: Context, tag: str = "", base: str = "", distro: str = "bookworm
     """
     from caffebox import engine, images
 
+    # CUDA 11.8 is Debian 12's own package: that base is always made on bookworm.
+    distro = distro or ("bookworm" if cuda.split(".")[0] == "11" else _settings(c).distro)
     if not tag and cuda.split(".")[0] == "13":
         tag = cuda_offline_base(distro)
     images.build_cuda_offline_base(

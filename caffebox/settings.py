@@ -23,9 +23,10 @@ DEFAULTS: dict[str, Any] = {
         "runtime": "docker",
         "cpu_image": "caffebox:cpu",
         "gpu_image": "caffebox:gpu",
-        # The Debian release the cpu image builds on: bookworm (12) or trixie (13); the
-        # gpu image takes --distro only when told (its default base is NVIDIA's Ubuntu).
-        "distro": "bookworm",
+        # The Debian release the cpu image and cuda-base build on: trixie (13: Python 3.13,
+        # numpy 2) or bookworm (12: Python 3.11, numpy 1); build-gpu takes --distro only
+        # when told (its default base is NVIDIA's Ubuntu).
+        "distro": "trixie",
         # Override a variant's base images (empty = the variant's own, see variants.py).
         "cpu_base_image": "",
         "cpu_runtime_image": "",

@@ -36,8 +36,8 @@ class Variant:
 CPU = Variant(
     name="cpu",
     cpu_only=True,
-    base_image="debian:bookworm-slim",
-    runtime_image="debian:bookworm-slim",
+    base_image="debian:trixie-slim",
+    runtime_image="debian:trixie-slim",
 )
 
 # Compute capabilities compiled by default, Pascal (6.0) to Blackwell (10.0, 12.0), each
@@ -84,9 +84,9 @@ GPU = Variant(
 
 VARIANTS: dict[str, Variant] = {CPU.name: CPU, GPU.name: GPU}
 
-# The Debian releases an image builds on (--distro): 12 (Python 3.11, numpy 1.24, GCC 12)
-# and 13 (Python 3.13, numpy 2.2, GCC 14).
-DISTROS = ("bookworm", "trixie")
+# The Debian releases an image builds on (--distro): 13 (Python 3.13, numpy 2.2, GCC 14),
+# the default, and 12 (Python 3.11, numpy 1.24, GCC 12).
+DISTROS = ("trixie", "bookworm")
 # The offline CUDA 13 base `cuda-base` makes on each (its runtime twin adds -runtime).
 _CUDA_OFFLINE = {
     "bookworm": "caffebox/cuda-offline:13",

@@ -5,7 +5,7 @@
 # and links everything; it runs nothing (no driver here). Two targets, as NVIDIA's images:
 # devel (the build stage's base) and runtime (the shared libraries only: no nvcc, NVVM,
 # headers, static libraries or pip; the runtime stage's base).
-ARG BASE_IMAGE=debian:bookworm-slim
+ARG BASE_IMAGE=debian:trixie-slim
 FROM ${BASE_IMAGE} AS devel
 # First step unlike any in the other Dockerfiles (the classic builder's cache, see
 # cuda-offline.Dockerfile).

@@ -8,7 +8,7 @@
 # A Dockerfile of its own so the host builds it at the same time as docker/Dockerfile's
 # build stage (the classic builder runs one stage after another, and both steps are mostly
 # dpkg unpacking on one core); docker/Dockerfile takes it as RUNTIME_BASE.
-ARG RUNTIME_IMAGE=debian:bookworm-slim
+ARG RUNTIME_IMAGE=debian:trixie-slim
 
 FROM ${RUNTIME_IMAGE}
 ARG CAFFEBOX_STAGE=runtime-base

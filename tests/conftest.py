@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 
 from caffebox.settings import DEFAULTS
-from caffebox.variants import DISTROS
+from caffebox.variants import DISTROS, cuda_offline_base
 
 from .support.cli import BUILD_LOG, ROOT
 from .support.containers import TrackedContainer
@@ -33,7 +33,7 @@ SDIST_SHA256 = "c6410cc60bdd6db685d441b66be7df05410f8850ac88d6b75d48ef9b2315c08a
 TEST_IMAGE = "caffebox:cpu-test"
 DEFAULT_DISTRO = DEFAULTS["caffebox"]["distro"]
 # The offline CUDA 13 build base (its runtime twin is CUDA_BASE + "-runtime").
-CUDA_BASE = "caffebox/cuda-offline:13"
+CUDA_BASE = cuda_offline_base(DEFAULT_DISTRO)
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -152,7 +152,7 @@ def each_distro_image(request, image_for) -> str:
 @pytest.fixture(scope="session")
 def cuda_base(engine) -> str:
     """`invoke cuda-base --cuda 13`: CUDA, cuDNN and NCCL from NVIDIA's PyPI wheels, no GPU."""
-    for args in (["base-image"], ["cuda-base", "--cuda", "13", "--tag", CUDA_BASE]):
+    for args in (["base-image"], ["cuda-base", "--cuda", "13"]):
         done = subprocess.run([sys.executable, "-m", "invoke", *args], cwd=ROOT)
         assert done.returncode == 0, f"invoke {' '.join(args)} failed (log above)"
     return CUDA_BASE

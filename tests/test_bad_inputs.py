@@ -99,6 +99,8 @@ ROWS = [
      2, r"gradcheck --gpu '0,1': name one GPU"),
     ("config-unknown-variant", None, ["config", "--variant", "tpu"], 2,
      r"Unknown variant 'tpu': caffebox builds cpu, gpu"),
+    ("distro-unknown", None, ["build-cpu", "--distro", "bullseye"], 2,
+     r"--distro 'bullseye': caffebox builds on Debian trixie and bookworm"),
     ("cuda-arch-typo", None, ["build-gpu", "--cuda-arch", "hopper"], 2,
      r"--cuda-arch: 'hopper' is not a compute capability"),
     ("caffe-src-missing", None, ["build-cpu", "--caffe-src", "no/caffe"], 2,

@@ -17,6 +17,7 @@ import pytest
 
 from caffebox import caffelog
 from caffebox.runs import RUN_LABEL
+from caffebox.variants import CPU
 
 from .support.cli import (
     CAFFEBOX,
@@ -127,11 +128,11 @@ def test_nan_loss_ends_instead_of_hanging(tmp_path, engine, image):
 def test_image_without_the_command_is_one_paragraph(tmp_path, engine, image):
     """An image without python3: once an engine APIError traceback at start; under the init
     the exec fails inside, and caffebox names the cause."""
-    base = "debian:bookworm-slim"  # the test image's base: on the engine, no python3
+    base = CPU.base_image  # the test image's base: on the engine, no python3
     (tmp_path / "s.py").write_text("print('hi')\n")
     before = fingerprint(tmp_path)
     done = caffebox("python", "s.py", "--image", base, cwd=tmp_path, timeout=120)
-    assert_one_paragraph(done, 127, r"The image debian:bookworm-slim has no 'python3' to run")
+    assert_one_paragraph(done, 127, rf"The image {base} has no 'python3' to run")
     assert fingerprint(tmp_path) == before
     _no_containers(engine)
 

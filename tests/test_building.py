@@ -23,9 +23,9 @@ def _bases(variant: str, settings=None, **options) -> tuple[str, str]:
 
 
 def test_the_cpu_image_builds_on_the_distro_setting():
-    assert _bases("cpu") == ("debian:bookworm-slim", "debian:bookworm-slim")
-    assert _bases("cpu", _settings(distro="trixie")) == ("debian:trixie-slim",) * 2
-    assert _bases("cpu", distro="trixie") == ("debian:trixie-slim",) * 2
+    assert _bases("cpu") == ("debian:trixie-slim", "debian:trixie-slim")
+    assert _bases("cpu", _settings(distro="bookworm")) == ("debian:bookworm-slim",) * 2
+    assert _bases("cpu", distro="bookworm") == ("debian:bookworm-slim",) * 2
 
 
 def test_the_gpu_image_takes_a_distro_only_when_told():
@@ -45,5 +45,5 @@ def test_named_bases_win_over_the_distro():
 
 @pytest.mark.parametrize("distro", ["bullseye", "Trixie", "ubuntu"])
 def test_an_unknown_distro_is_one_sentence_naming_the_known(distro):
-    with pytest.raises(CaffeboxError, match=r"builds on Debian bookworm and trixie"):
+    with pytest.raises(CaffeboxError, match=r"builds on Debian trixie and bookworm"):
         _bases("cpu", distro=distro)

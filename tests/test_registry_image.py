@@ -10,6 +10,7 @@ import time
 import pytest
 
 from caffebox import caffelog
+from caffebox.variants import CPU
 
 from .support.cli import assert_one_paragraph, caffebox, digits_project
 
@@ -100,6 +101,6 @@ def test_publish_errors(tmp_path, engine):
     done = caffebox("publish", "--image", "caffebox-none:cpu", "--registry", "x.io/a/b",
                     cwd=tmp_path)  # fmt: skip
     assert_one_paragraph(done, 2, r"caffebox-none:cpu is not on this engine")
-    done = caffebox("publish", "--image", "debian:bookworm-slim", "--registry", "x.io/a/b",
+    done = caffebox("publish", "--image", CPU.base_image, "--registry", "x.io/a/b",
                     cwd=tmp_path)  # fmt: skip
     assert_one_paragraph(done, 2, r"is not a caffebox image")
