@@ -2,11 +2,12 @@
 
 Runs on the host with an engine (the base image must be there: invoke base-image):
 
-    python benchmarks/forks.py NAME=SOURCE [NAME=SOURCE ...] [--gpu] [--json out.json]
+    python benchmarks/forks.py NAME=SOURCE [NAME=SOURCE ...] [--gpu] [--distro D] [--json F]
 
 SOURCE is a tree, a .tar.gz, or GITDIR@REF (a git repository or bare mirror, archived at
 REF). For each fork: `caffebox build-cpu` (seconds, image MB), with --gpu also `build-gpu
---compile-only` on the offline CUDA 13 base (`caffebox cuda-base` first), the layer types
+--compile-only` on the offline CUDA 13 base of the same Debian release (`caffebox cuda-base
+--distro D` first), the layer types
 the fork adds over BVLC master (caffe.layer_type_list() in its image against
 benchmarks/bvlc-layers.txt), `import caffe, caffe.io, caffe.draw`, and the digits example
 (a Python data layer) trained for 300 iterations. One table at the end; the first error
@@ -25,6 +26,8 @@ import tempfile
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+
+from caffebox.settings import DEFAULTS
 
 ROOT = Path(__file__).resolve().parent.parent
 BVLC_LAYERS = Path(__file__).resolve().parent / "bvlc-layers.txt"
@@ -77,14 +80,27 @@ def in_image(tag: str, script: str) -> subprocess.CompletedProcess:
                            script], capture_output=True, text=True)  # fmt: skip
 
 
-def measure(name: str, source: str, work: Path, logs: Path, gpu: bool, cold: bool) -> Result:
-    path, commit, date = tarball(name, source, work)
+@dataclass
+class Matrix:
+    """How every fork of one run is measured."""
+
+    work: Path
+    logs: Path
+    gpu: bool = False
+    cold: bool = False
+    distro: str = ""  # empty: caffebox's default (the distro setting)
+
+
+def measure(name: str, source: str, m: Matrix) -> Result:
+    path, commit, date = tarball(name, source, m.work)
     result = Result(name=name, source=source, commit=commit[:10], date=date)
-    tag = f"caffebox:fork-{name}"
+    tag = f"caffebox:fork-{name}" + (f"-{m.distro}" if m.distro else "")
     started = time.monotonic()
-    cold_args = ["--no-cache"] if cold else []
-    done = subprocess.run([*CAFFEBOX, "build-cpu", "--caffe-src", path, "--tag", tag, *cold_args],
+    common = ["--caffe-src", path, *(["--distro", m.distro] if m.distro else [])]
+    cold_args = ["--no-cache"] if m.cold else []
+    done = subprocess.run([*CAFFEBOX, "build-cpu", *common, "--tag", tag, *cold_args],
                           capture_output=True, text=True, cwd=ROOT)  # fmt: skip
+    logs = m.logs
     result.build_s = round(time.monotonic() - started)
     (logs / f"{name}-cpu.log").write_text(done.stdout + done.stderr)
     if done.returncode != 0:
@@ -110,11 +126,11 @@ def measure(name: str, source: str, work: Path, logs: Path, gpu: bool, cold: boo
         result.trains = trained.returncode == 0
         if not result.trains:
             result.error = first_error(trained.stderr) or "training failed"
-    if gpu:
+    if m.gpu:  # on caffebox's offline CUDA 13 base of the same Debian release
         done = subprocess.run(
             [*CAFFEBOX, "build-gpu", "--caffe-src", path, "--tag", f"{tag}-gpu-build",
-             "--compile-only", "--base-image", "caffebox/cuda-offline:13", "--runtime-image",
-             "caffebox/cuda-offline:13-runtime", "--cuda-arch", "90"],
+             "--compile-only", "--distro", m.distro or DEFAULTS["caffebox"]["distro"],
+             "--cuda-arch", "90"],
             capture_output=True, text=True, cwd=ROOT,
         )  # fmt: skip
         (logs / f"{name}-gpu.log").write_text(done.stdout + done.stderr)
@@ -146,6 +162,7 @@ def main() -> int:
     parser.add_argument("--gpu", action="store_true", help="also build-gpu --compile-only")
     parser.add_argument("--no-cache", action="store_true",
                         help="cold builds: the build seconds compare across forks")  # fmt: skip
+    parser.add_argument("--distro", default="", help="Debian release (default: caffebox's)")
     parser.add_argument("--json", default="", help="write the results here too")
     parser.add_argument("--logs", default="/tmp/caffebox-forks", help="build and train logs")
     args = parser.parse_args()
@@ -155,7 +172,8 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as work:
         for item in args.forks:
             name, _, source = item.partition("=")
-            result = measure(name, source, Path(work), logs, args.gpu, args.no_cache)
+            matrix = Matrix(Path(work), logs, args.gpu, args.no_cache, args.distro)
+            result = measure(name, source, matrix)
             results.append(result)
             print(f"forks: {name}: built={result.built} trains={result.trains} "
                   f"{result.error}", flush=True)  # fmt: skip
