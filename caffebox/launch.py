@@ -100,7 +100,7 @@ def ready(
             )
         out.write(
             f"caffebox: the image {target.image} does not exist yet; building it first "
-            "(once, about 4 to 5 minutes on 2 cores)\n"
+            "(once, about 3 to 4 minutes on 2 cores)\n"
         )
         target.build()
     variant = engine.image_variant(client, target.image)

@@ -44,7 +44,7 @@ def test_a_missing_image_is_built_when_caffebox_names_it():
     out = io.StringIO()
     variant = launch.ready(client, launch.Target("caffebox:cpu", build=build), out=out)
     assert built and variant == "cpu"
-    assert "building it first (once, about 4 to 5 minutes on 2 cores)" in out.getvalue()
+    assert "building it first (once, about 3 to 4 minutes on 2 cores)" in out.getvalue()
 
 
 def test_a_missing_image_of_the_user_is_one_paragraph():
