@@ -16,6 +16,7 @@ from caffebox import caffelog
 from caffebox.runs import RUN_LABEL
 
 from .support.cli import ROOT, invoke
+from .support.containers import TrackedContainer
 
 pytestmark = pytest.mark.image
 
@@ -180,3 +181,26 @@ def test_missing_solver_creates_no_container(tmp_path, engine, image):
     after = {c.id for c in engine.containers.list(all=True)}
     assert after == before
     assert not engine.containers.list(all=True, filters={"label": RUN_LABEL})
+
+
+CHECK_WITHOUT_TYPE_LIST = (
+    "import caffe, runpy; {patch}; runpy.run_path('/check/check-pycaffe.py', run_name='__main__')"
+)
+
+
+@pytest.mark.parametrize(("patch", "code"), [
+    ("del caffe.layer_type_list", 0),  # a tree before rc3: a net with a Python layer instead
+    ("caffe.layer_type_list = lambda: ['Data']", 1),  # a build without WITH_PYTHON_LAYER
+])  # fmt: skip
+def test_the_builds_pycaffe_check_on_trees_without_layer_type_list(engine, image, patch, code):
+    """docker/check-pycaffe.py ends every build that cannot run a Python layer: through
+    caffe.layer_type_list() where the tree has it (BVLC rc2 has not: a net with a Python
+    layer then), and fails where the layer is missing."""
+    tracked = TrackedContainer(engine, image, user="4321:4321", environment={"HOME": "/tmp"},
+                               volumes={str(ROOT / "docker"): {"bind": "/check", "mode": "ro"}})
+    try:
+        got, out = tracked.run(["python3", "-c", CHECK_WITHOUT_TYPE_LIST.format(patch=patch)])
+    finally:
+        tracked.remove_all()
+    assert got == code, out
+    assert ("caffebox: pycaffe checked: register the Python layer" in out) == (code == 0), out

@@ -165,3 +165,34 @@ def test_gradcheck_options_reach_the_checker(image, tmp_path):
                     "--threshold", "1e-12", "--step", "0.1", "--image", image,
                     cwd=tmp_path)  # fmt: skip
     assert strict.returncode == 1, strict.stdout + strict.stderr
+
+
+CUBE = '''import caffe
+
+
+class Cube(caffe.Layer):
+    """x**3, its exact gradient 3x**2: a central difference is off by step**2."""
+
+    def setup(self, bottom, top):
+        pass
+
+    def reshape(self, bottom, top):
+        top[0].reshape(*bottom[0].data.shape)
+
+    def forward(self, bottom, top):
+        top[0].data[...] = bottom[0].data ** 3
+
+    def backward(self, top, propagate_down, bottom):
+        bottom[0].diff[...] = 3 * bottom[0].data ** 2 * top[0].diff
+'''
+
+
+def test_gradcheck_step_reaches_the_checker(image, tmp_path):
+    """--step is the finite difference's: on x**3 the default (1e-2) passes and a step of 1
+    fails (the central difference's error is step**2), so the option is not lost."""
+    (tmp_path / "cube.py").write_text(CUBE)
+    args = ["gradcheck", "cube.Cube", "--input", "x=2x3", "--layers", ".", "--image", image]
+    fine = invoke(*args, cwd=tmp_path)
+    assert fine.returncode == 0, fine.stdout + fine.stderr
+    coarse = invoke(*args, "--step", "1", cwd=tmp_path)
+    assert coarse.returncode == 1 and "FAILED" in coarse.stdout, coarse.stdout + coarse.stderr
