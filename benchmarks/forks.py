@@ -32,7 +32,7 @@ from caffebox.settings import DEFAULTS
 ROOT = Path(__file__).resolve().parent.parent
 BVLC_LAYERS = Path(__file__).resolve().parent / "bvlc-layers.txt"
 CAFFEBOX = [sys.executable, "-m", "caffebox"]
-ERROR = re.compile(r"(error:|Error|caffebox: (?!building|the runtime base|built)|No rule|"
+ERROR = re.compile(r"(error:|Error|(?<!==> )caffebox: (?!building|the runtime base|built)|No rule|"
                    r"cannot|Check failed|undefined reference)")  # fmt: skip
 
 
