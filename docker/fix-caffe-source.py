@@ -166,6 +166,15 @@ def _bound_names(tree: ast.AST) -> set[str]:
     return bound
 
 
+def fix_implicit_relative_imports(text: str, siblings: set[str]) -> str:
+    """`import io` in a package's __init__.py that means the package's own io.py (Python 2's
+    implicit relative import; BVLC rc2's python/caffe/__init__.py): Python 3 imports the
+    standard library's io instead and caffe.io.load_image is missing. `from . import io`."""
+    return re.sub(r"^([ \t]*)import (\w+)[ \t]*$",
+                  lambda m: f"{m.group(1)}from . import {m.group(2)}"
+                  if m.group(2) in siblings else m.group(0), text, flags=re.M)  # fmt: skip
+
+
 def fix_missing_imports(text: str) -> tuple[str, list[str]]:
     """Add the one import a module needs for a known name it calls but never binds."""
     try:
@@ -405,6 +414,13 @@ def fix_tree(tree: Path) -> list[str]:
             fixed = fix(text)
             if fixed != text:
                 said.append(f"caffebox fix ({kind}): {what} in {where}")
+                text = fixed
+        if path.name == "__init__.py":
+            siblings = {p.stem for p in path.parent.glob("*.py")} - {"__init__"}
+            fixed = fix_implicit_relative_imports(text, siblings)
+            if fixed != text:
+                said.append(f"caffebox fix (Python 3): 'from . import' for Python 2's implicit "
+                            f"relative imports in {where}")  # fmt: skip
                 text = fixed
         text, added = fix_missing_imports(text)
         for name in added:

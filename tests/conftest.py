@@ -175,6 +175,14 @@ def open_tmp() -> Iterator[Path]:
     shutil.rmtree(path, ignore_errors=True)
 
 
+@pytest.fixture
+def open_dir(open_tmp) -> Path:
+    """A fresh folder of its own in open_tmp, for one test (one run per Debian release)."""
+    path = Path(tempfile.mkdtemp(dir=open_tmp))
+    path.chmod(0o755)
+    return path
+
+
 @pytest.fixture(scope="session")
 def wheel(tmp_path_factory) -> Path:
     """caffebox's wheel, built from this checkout as `pip wheel .` builds it."""

@@ -93,10 +93,10 @@ def _copy_example(dest: Path) -> None:
     shutil.copytree(ROOT / "examples" / "digits", dest / "examples" / "digits")
 
 
-def test_train_digits_as_a_user(open_tmp, image, engine, user_install):
+def test_train_digits_as_a_user(open_dir, image, engine, user_install):
     """The quick start's training, by a non-root uid: loss falls, accuracy >= 0.95,
     snapshots on disk owned by that uid."""
-    project = open_tmp / "project"
+    project = open_dir / "project"
     project.mkdir()
     _copy_example(project)
     for path in [project, *project.rglob("*")]:

@@ -86,8 +86,8 @@ def test_user_layer_suite_runs_in_image(image):
     assert "3 passed" in done.stdout
 
 
-def test_netspec_example_trains_its_parameter_layer(open_tmp, image):
-    work = open_tmp / "netspec"
+def test_netspec_example_trains_its_parameter_layer(open_dir, image):
+    work = open_dir / "netspec"
     shutil.copytree(ROOT / "examples", work / "examples")
     made = invoke("python", "examples/netspec/make_net.py", "--image", image, cwd=work)
     assert made.returncode == 0, made.stdout + made.stderr
@@ -136,8 +136,8 @@ for pa, pb, p0 in zip(update(8, 1), update(4, 2), start):
 '''
 
 
-def test_iter_size_two_equals_doubled_batch(open_tmp, image):
-    work = open_tmp / "iter_size"
+def test_iter_size_two_equals_doubled_batch(open_dir, image):
+    work = open_dir / "iter_size"
     work.mkdir()
     (work / "check.py").write_text(ITER_SIZE_SCRIPT)
     done = invoke("python", "check.py", "--image", image, cwd=work)

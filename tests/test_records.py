@@ -11,6 +11,8 @@ from PIL import Image, ImageStat
 
 from caffebox import caffelog, plots, records, solver
 
+from .support.cli import assert_one_paragraph, caffebox
+
 LOG = [
     "I1126 solver.cpp:218] Iteration 0 (0 iter/s, 0.01s/100 iters), loss = 2.31",
     "I1126 solver.cpp:237]     Train net output #0: loss = 2.31 (* 1 = 2.31 loss)",
@@ -93,6 +95,21 @@ def test_plot_compares_runs(project, tmp_path):
     out = plots.plot([first, second], tmp_path / "both.png")
     _assert_curves(out)
     assert records.find(project.cwd / "snaps") == [first, second]
+
+
+def test_caffebox_plot_from_the_command_line(project):
+    """`caffebox plot "RUN RUN" --out FILE` as the README gives it: a sweep's folder of runs
+    or the runs themselves, one PNG with the curves; a folder with no record is one
+    paragraph."""
+    first, second = _record(project), _record(project)
+    runs = f"{first.relative_to(project.cwd)} {second.relative_to(project.cwd)}"
+    done = caffebox("plot", runs, "--out", "both.png", cwd=project.cwd)
+    assert done.returncode == 0, done.stderr
+    assert f"caffebox: plotted 2 run(s) into {project.cwd / 'both.png'}" in done.stdout
+    _assert_curves(project.cwd / "both.png")
+    (project.cwd / "empty").mkdir()
+    missing = caffebox("plot", "empty", cwd=project.cwd)
+    assert_one_paragraph(missing, 2, r"empty holds no run record \(no iterations.csv")
 
 
 def test_without_matplotlib_the_csv_is_still_written(project, monkeypatch):

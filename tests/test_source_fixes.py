@@ -422,3 +422,24 @@ def test_unittest_aliases_python_3_12_removed(tmp_path):
                           capture_output=True, text=True, cwd=path.parent)  # fmt: skip
     assert done.returncode == 0 and "Ran 1 test" in done.stderr, done.stderr
     assert _fix_tree(tmp_path) == ""
+
+
+def test_a_packages_own_module_imported_the_python_2_way(tmp_path):
+    """BVLC rc2's python/caffe/__init__.py says `import io`, meaning caffe/io.py: Python 3
+    takes the standard library's io, and caffe.io.load_image is missing. A module without
+    a sibling of its name (numpy, os) and modules other than __init__.py are left alone."""
+    package = tmp_path / "python" / "caffe"
+    package.mkdir(parents=True)
+    (package / "__init__.py").write_text("from .pycaffe import Net\nimport io\nimport os\n")
+    (package / "pycaffe.py").write_text("Net = 1\n")
+    (package / "io.py").write_text("import numpy\n\n\ndef load_image():\n    return 'caffe'\n")
+    (package / "draw.py").write_text("import io\n")
+    log = _fix_tree(tmp_path)
+    assert "implicit relative imports in python/caffe/__init__.py" in log
+    assert (package / "__init__.py").read_text() == (
+        "from .pycaffe import Net\nfrom . import io\nimport os\n")
+    assert (package / "draw.py").read_text() == "import io\n"
+    done = subprocess.run([sys.executable, "-c", "import caffe; print(caffe.io.load_image())"],
+                          cwd=tmp_path / "python", capture_output=True, text=True)  # fmt: skip
+    assert done.stdout.strip() == "caffe", done.stderr
+    assert _fix_tree(tmp_path) == ""
