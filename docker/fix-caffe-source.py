@@ -236,6 +236,9 @@ def fix_py2_idioms(text: str) -> str:
     text = re.sub(r"\.iteritems\(\)", ".items()", text)
     text = re.sub(r"\.itervalues\(\)", ".values()", text)
     text = re.sub(r"\.iterkeys\(\)", ".keys()", text)
+    # Python 2's keys() was a list: blobs.keys()[i] (BVLC rc2's Net.inputs) needs one now.
+    text = re.sub(r"(?<![\w.\]\)])([A-Za-z_][\w.]*)\.(keys|values|items)\(\)\[", r"list(\1.\2())[",
+                  text)  # fmt: skip
     text = re.sub(r"^([ \t]*)from itertools import ([\w, \t]+)$", _itertools_import, text,
                   flags=re.M)  # fmt: skip
     return re.sub(r"(?<![\w.])xrange\(", "range(", text)
@@ -349,8 +352,8 @@ PY_FIXES = [
     ("numpy 2", "frombuffer(...).copy() for the removed fromstring()", fix_fromstring),
     ("Python 3", "print() and 'except E as e' for Python 2 statements", fix_python2),
     ("numpy", "integer crop indices (numpy 1.12+ refuses float ones)", fix_float_crops),
-    ("Python 3", "items()/values()/keys()/range()/zip_longest for Python 2's iter*(), "
-     "xrange() and itertools.izip*",
+    ("Python 3", "items()/values()/keys()/range()/zip_longest/list(keys()) for Python 2's "
+     "iter*(), xrange(), itertools.izip* and indexed keys()",
      fix_py2_idioms),
     ("Python 3", "// where Python 2's integer division feeds range()", fix_range_division),
     ("Python 3.12", "unittest's assertEqual() and others for the removed aliases",

@@ -377,20 +377,26 @@ OLD_ITERTOOLS = """from itertools import izip_longest, chain, izip
 def batches(forward, backward):
     pairs = list(izip_longest(forward, backward, fillvalue={}))
     return pairs, list(izip(forward, backward)), list(chain(forward))
+
+
+def first_input(blobs, inputs):
+    return [blobs.keys()[i] for i in inputs] + [blobs.values()[0]]
 """
 
 
 def test_python2_itertools_names_import_under_python3(tmp_path):
     """BVLC rc2's pycaffe (2015): `from itertools import izip_longest` stops `import caffe`
-    under Python 3. The names stay, bound to Python 3's; the module then runs."""
+    under Python 3 (the names stay, bound to Python 3's), and Net.inputs indexes
+    blobs.keys(), a list in Python 2 only. The module then runs."""
     path = tmp_path / "python" / "caffe" / "pycaffe.py"
     path.parent.mkdir(parents=True)
     path.write_text(OLD_ITERTOOLS)
     log = _fix_tree(tmp_path)
-    assert "zip_longest for Python 2's iter*(), xrange() and itertools.izip*" in log
+    assert "for Python 2's iter*(), xrange(), itertools.izip* and indexed keys()" in log
     namespace: dict = {}
     exec(compile(path.read_text(), str(path), "exec"), namespace)
     assert namespace["batches"]([1, 2], [3]) == ([(1, 3), (2, {})], [(1, 3)], [1, 2])
+    assert namespace["first_input"]({"data": 1, "label": 2}, [1]) == ["label", 1]
     assert _fix_tree(tmp_path) == ""
 
 
