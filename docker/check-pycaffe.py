@@ -23,7 +23,8 @@ layer { name: "ip" type: "InnerProduct" bottom: "data" top: "ip"
         inner_product_param { num_output: 4 weight_filler { type: "xavier" } } }
 layer { name: "prob" type: "Softmax" bottom: "ip" top: "prob" }
 """
-# A net whose one layer is a Python layer (for trees without caffe.layer_type_list).
+# A net whose one layer is a Python layer (for trees without caffe.layer_type_list); the
+# layer, a pass-through, is also the user layer of the export tests.
 PYTHON_NET = """name: "check_python"
 input: "data" input_dim: 1 input_dim: 2 input_dim: 1 input_dim: 1
 layer { name: "pass" type: "Python" bottom: "data" top: "out"
@@ -43,7 +44,7 @@ class Pass(caffe.Layer):
         top[0].data[...] = bottom[0].data
 
     def backward(self, top, propagate_down, bottom):
-        pass
+        bottom[0].diff[...] = top[0].diff
 """
 
 

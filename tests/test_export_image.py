@@ -5,12 +5,13 @@ from __future__ import annotations
 
 import os
 import re
+import runpy
 import shutil
 import subprocess
 
 import pytest
 
-from caffebox import caffelog, export
+from caffebox import caffelog, export, paths
 
 from .support.cli import caffebox, digits_project
 from .support.containers import TrackedContainer
@@ -97,24 +98,9 @@ def test_chroot_as_root(exported, open_tmp):
     _check_training(done.stdout + done.stderr, project)
 
 
-PASSTHROUGH = '''import caffe
-
-
-class Passthrough(caffe.Layer):
-    """BVLC's pycaffe example style: a layer module in a folder of the user's."""
-
-    def setup(self, bottom, top):
-        pass
-
-    def reshape(self, bottom, top):
-        top[0].reshape(*bottom[0].data.shape)
-
-    def forward(self, bottom, top):
-        top[0].data[...] = bottom[0].data
-
-    def backward(self, top, propagate_down, bottom):
-        bottom[0].diff[...] = top[0].diff
-'''
+# BVLC's pycaffe example style, a layer module in a folder of the user's: the pass-through
+# layer the build's own pycaffe check uses.
+PASSTHROUGH = runpy.run_path(str(paths.DOCKER_DIR / "check-pycaffe.py"))["PASS_LAYER"]
 
 
 def test_the_tutorials_pythonpath_under_ch_run(exported, open_tmp):
@@ -126,7 +112,7 @@ def test_the_tutorials_pythonpath_under_ch_run(exported, open_tmp):
     (project / "pylayers" / "passthrough.py").write_text(PASSTHROUGH)
     net = project / "examples" / "digits" / "net.prototxt"
     copy = ('layer { name: "copy" type: "Python" bottom: "ip2" top: "ip2copy"\n'
-            '  python_param { module: "passthrough" layer: "Passthrough" } }\n')
+            '  python_param { module: "passthrough" layer: "Pass" } }\n')
     text = net.read_text()
     at = text.index('layer { name: "loss"')  # Caffe builds layers in file order
     net.write_text(text[:at] + copy + text[at:].replace(
