@@ -40,8 +40,11 @@ def _sweep_watching_cpusets(project: Path, engine, *args: str) -> tuple[object, 
                             stderr=subprocess.PIPE, text=True)  # fmt: skip
     cpusets = set()
     while proc.poll() is None:
-        for c in engine.containers.list(filters={"label": "io.caffebox.run"}):
-            cpusets.add(c.attrs["HostConfig"].get("CpusetCpus", ""))
+        try:
+            for c in engine.containers.list(filters={"label": "io.caffebox.run"}):
+                cpusets.add(c.attrs["HostConfig"].get("CpusetCpus", ""))
+        except docker.errors.NotFound:  # one ended between the listing and its inspect
+            pass
         time.sleep(0.2)
     out, err = proc.communicate()
     return types.SimpleNamespace(returncode=proc.returncode, stdout=out, stderr=err), cpusets
