@@ -102,8 +102,6 @@ def base_image(c: Context, image: str = "", distro: str = "", mirror: str = "",
     )
 
 
-
-
 def _build_task(variant: str, names: tuple[str, ...], doc: str) -> Any:
     """A build task whose options are BuildOptions' fields `names` (one list of them, in
     caffebox.building, instead of one signature per task)."""
@@ -293,9 +291,10 @@ def cuda_base(c: Context, tag: str = "", base: str = "", distro: str = "",
     """
     from caffebox import engine, images
 
+    major = cuda.split(".")[0]
     # CUDA 11.8 is Debian 12's own package: that base is always made on bookworm.
-    distro = distro or ("bookworm" if cuda.split(".")[0] == "11" else _settings(c).distro)
-    if not tag and cuda.split(".")[0] == "13":
+    distro = distro or ("bookworm" if major == "11" else _settings(c).distro)
+    if not tag and major == "13":
         tag = cuda_offline_base(distro)
     images.build_cuda_offline_base(
         engine.connect(), tag, base or debian_image(distro), _settings(c).ca_certificates,
