@@ -29,6 +29,7 @@ from __future__ import annotations
 import ast
 import re
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 CPP_SUFFIXES = (".cpp", ".hpp", ".cu", ".cuh", ".h")
@@ -122,6 +123,48 @@ def fix_void_import_array(text: str) -> str:
     if "BOOST_PYTHON_MODULE" not in text:
         return text
     return re.sub(r"(?<![\w])import_array\(\);", "import_array1();", text)
+
+
+_PARAM_STR_SET = re.compile(r'self_\.attr\("(param_str_?)"\)\s*=\s*(bp::str\([^;]*\));')
+_OLD_SETUP_CALL = re.compile(r'^([ \t]*)bp::call_method<bp::object>\(self_, "setup"', re.M)
+
+
+def fix_param_str_names(text: str) -> str:
+    """Python layers read their string as `param_str` (BVLC since rc3) or `param_str_`
+    (caffe-fast-rcnn and other forks of 2015): Caffe assigns both names before setup, so
+    a layer of either era runs on every tree. Before rc3 Caffe assigned neither (the proto
+    field is added by add_param_str_field); there `self_` is a bare PyObject*."""
+    if "class PythonLayer" not in text:
+        return text
+    found = _PARAM_STR_SET.search(text)
+    if found:
+        other = "param_str_" if found.group(1) == "param_str" else "param_str"
+        if f'attr("{other}")' in text:
+            return text
+        both = f'{found.group(0)}\n    self_.attr("{other}") = {found.group(2)};'
+        return text.replace(found.group(0), both, 1)
+    call = _OLD_SETUP_CALL.search(text)
+    if not call or "param_str" in text:
+        return text
+    pad = call.group(1)
+    value = "bp::str(this->layer_param_.python_param().param_str())"
+    added = (f"{pad}bp::object caffebox_self(bp::handle<>(bp::borrowed(self_)));\n"
+             f'{pad}caffebox_self.attr("param_str") = {value};\n'
+             f'{pad}caffebox_self.attr("param_str_") = {value};\n')  # fmt: skip
+    return text[: call.start()] + added + text[call.start() :]
+
+
+def add_param_str_field(proto: str) -> str:
+    """PythonParameter without `param_str` (BVLC before rc3, forks branched from it):
+    the field BVLC added, so a prototxt that sets it parses there too."""
+    message = re.search(r"message PythonParameter \{(.*?)\n\}", proto, flags=re.S)
+    if not message or "param_str" in message.group(1):
+        return proto
+    taken = {int(n) for n in re.findall(r"=\s*(\d+)", message.group(1))}
+    number = 3 if 3 not in taken else max(taken) + 1
+    field = (f"\n  // caffebox: the layer's string, as BVLC since rc3.\n"
+             f"  optional string param_str = {number} [default = ''];")  # fmt: skip
+    return proto[: message.end(1)] + field + proto[message.end(1) :]
 
 
 def adapt_old_cudnn(config: str, cudnn_hpp: str) -> str:
@@ -370,6 +413,18 @@ def _files(tree: Path, folders: tuple[str, ...], suffixes: tuple[str, ...]) -> l
     return found
 
 
+def _rewrite(path: Path, fix: Callable[[str], str], said: str) -> list[str]:
+    """Apply one fix to one file if it exists; `said` when it changed anything."""
+    if not path.is_file():
+        return []
+    text = path.read_text(errors="surrogateescape")
+    fixed = fix(text)
+    if fixed == text:
+        return []
+    path.write_text(fixed, errors="surrogateescape")
+    return [said]
+
+
 def fix_tree(tree: Path) -> list[str]:
     """Apply every fix under `tree`; one line per file changed."""
     said = []
@@ -403,6 +458,14 @@ def fix_tree(tree: Path) -> list[str]:
                 text = fixed
         if text != binding.read_text(errors="surrogateescape"):
             binding.write_text(text, errors="surrogateescape")
+    proto = tree / "src" / "caffe" / "proto" / "caffe.proto"
+    said += _rewrite(proto, add_param_str_field,
+                     "caffebox fix (Python layer): PythonParameter gains param_str (as BVLC "
+                     "since rc3) in src/caffe/proto/caffe.proto")  # fmt: skip
+    for path in _files(tree, ("include",), (".hpp",)):
+        said += _rewrite(path, fix_param_str_names,
+                         "caffebox fix (Python layer): both param_str and param_str_ set "
+                         f"before setup in {path.relative_to(tree)}")  # fmt: skip
     for path in _files(tree, CPP_FOLDERS, CPP_SUFFIXES):
         text = path.read_text(errors="surrogateescape")
         fixed = fix_mixed_max(text)

@@ -449,3 +449,66 @@ def test_a_packages_own_module_imported_the_python_2_way(tmp_path):
                           cwd=tmp_path / "python", capture_output=True, text=True)  # fmt: skip
     assert done.stdout.strip() == "caffe", done.stderr
     assert _fix_tree(tmp_path) == ""
+
+
+# A Python layer's setup as a 2015 fork assigns it (one name), as BVLC later does (the
+# other), and as BVLC before rc3 (none, self_ a bare PyObject*): snippets written here.
+LAYER_HPP = """class PythonLayer : public Layer<Dtype> {
+  virtual void LayerSetUp(const vector<Blob<Dtype>*>& bottom,
+      const vector<Blob<Dtype>*>& top) {
+    self_.attr("NAME") = bp::str(
+        this->layer_param_.python_param().param_str());
+    self_.attr("setup")(bottom, top);
+  }
+};
+"""
+OLD_LAYER_HPP = """class PythonLayer : public Layer<Dtype> {
+  virtual void LayerSetUp(const vector<Blob<Dtype>*>& bottom,
+      const vector<Blob<Dtype>*>& top) {
+    try {
+      bp::call_method<bp::object>(self_, "setup", bottom, top);
+    } catch (bp::error_already_set) {
+    }
+  }
+};
+"""
+OLD_PROTO = """message PythonParameter {
+  optional string module = 1;
+  optional string layer = 2;
+}
+"""
+
+
+def _layer_tree(tmp_path, header: str, proto: str = ""):
+    hpp = tmp_path / "include" / "caffe" / "layers" / "python_layer.hpp"
+    hpp.parent.mkdir(parents=True)
+    hpp.write_text(header)
+    if proto:
+        (tmp_path / "src" / "caffe" / "proto").mkdir(parents=True)
+        (tmp_path / "src" / "caffe" / "proto" / "caffe.proto").write_text(proto)
+    return hpp
+
+
+def test_python_layers_get_both_param_str_names(tmp_path):
+    for given, added in (("param_str", "param_str_"), ("param_str_", "param_str")):
+        tree = tmp_path / given
+        hpp = _layer_tree(tree, LAYER_HPP.replace("NAME", given))
+        log = _fix_tree(tree)
+        text = hpp.read_text()
+        assert f'self_.attr("{given}") = bp::str(' in text
+        assert f'self_.attr("{added}") = bp::str(' in text
+        assert text.index(f'attr("{added}")') < text.index('attr("setup")')
+        assert "both param_str and param_str_" in log and _fix_tree(tree) == ""
+
+
+def test_a_tree_before_rc3_gets_the_param_str_field_and_both_names(tmp_path):
+    hpp = _layer_tree(tmp_path, OLD_LAYER_HPP, OLD_PROTO)
+    log = _fix_tree(tmp_path)
+    proto = (tmp_path / "src" / "caffe" / "proto" / "caffe.proto").read_text()
+    assert "optional string param_str = 3 [default = ''];\n}" in proto
+    text = hpp.read_text()
+    assert "caffebox_self(bp::handle<>(bp::borrowed(self_)))" in text
+    for name in ("param_str", "param_str_"):
+        assert f'caffebox_self.attr("{name}") = bp::str(' in text
+    assert text.index("caffebox_self.attr") < text.index('"setup"')
+    assert "PythonParameter gains param_str" in log and _fix_tree(tmp_path) == ""
