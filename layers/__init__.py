@@ -7,7 +7,8 @@ so its helpers work on any machine:
 - ``caffebox_layers.params``: one parser for ``param_str`` (dict literal, JSON or YAML).
 - ``caffebox_layers.check_gradient``: the numerical gradient check (``.testing``).
 
-Library layers: ``caffebox_layers.data.ArrayData``, ``caffebox_layers.losses.EuclideanLoss``,
+Library layers: ``caffebox_layers.data.ArrayData``, ``caffebox_layers.losses.EuclideanLoss``
+and ``.SmoothL1Loss``, ``caffebox_layers.roi.ROIPooling`` (Fast R-CNN's, on the CPU),
 ``caffebox_layers.affine.ChannelAffine``, ``caffebox_layers.stats.MovingAverage``.
 
 Use a layer from a prototxt as

@@ -71,7 +71,8 @@ class StandinHarness:
             layer if not isinstance(layer, str) else getattr(importlib.import_module(module), name)
         )
         self.layer = cls()
-        self.layer.param_str = param_str
+        # Caffe (as caffebox builds it) sets both names: BVLC's and 2015 forks'.
+        self.layer.param_str = self.layer.param_str_ = param_str
         self.layer.phase = phase
         self.bottoms = standin.RawBlobVec()
         for _, value in normalise_inputs(inputs):

@@ -93,7 +93,7 @@ class Layer:
     """Base class for Python layers; Caffe sets param_str and phase before setup."""
 
     def __init__(self) -> None:
-        self.param_str = ""
+        self.param_str = self.param_str_ = ""  # both names, as caffebox's builds
         self.phase = TRAIN
         self.blobs = BlobVec()
 
