@@ -360,6 +360,19 @@ def sweep(
         raise Exit(code=code)
 
 
+@task(help=HELP["modernize"])
+@friendly
+def modernize(c: Context, paths: str, write: bool = False) -> None:
+    """Port Caffe-era Python (2015-2018) to the image's Python 3 and numpy: a diff, or --write.
+
+    fissix for Python 2, ruff's NumPy rules for numpy's removed names, caffebox's own
+    fixers for yaml.load, .pyx files, stale generated C and integer division.
+    """
+    from caffebox import modernize as modernizer
+
+    modernizer.modernize(split_args(paths, "the paths"), write=write)
+
+
 @task(help=HELP["plot"])
 @friendly
 def plot(c: Context, runs: str, out: str = "curves.png") -> None:
@@ -407,6 +420,7 @@ namespace = Collection(
     export,
     sweep,
     plot,
+    modernize,
     publish,
     pull,
     test,
