@@ -172,11 +172,12 @@ def test(c: Context, unit: bool = False, image: str = "", pytest_args: str = "")
 
 def _run_tool(
     c: Context, command: list[str], layers: list[str] | None, image: str, gpu: str = "",
-    runtime: str = "",
+    runtime: str = "", modules: tuple[str, ...] = (),
 ) -> None:
     """Run a command in the image as `train` runs Caffe: cwd mounted, layer dirs on PYTHONPATH,
-    the --gpu devices handed in (seen inside as 0..n-1)."""
-    from caffebox import gpus, launch, runs
+    the --gpu devices handed in (seen inside as 0..n-1); `modules` (of the layer dirs) must
+    parse as Python 3 first."""
+    from caffebox import gpus, launch, layer_sources, runs
 
     cwd = Path.cwd().resolve()
     target = launch.Target.from_settings(_settings(c), image, runtime)
@@ -185,6 +186,7 @@ def _run_tool(
         layer_dirs=runs.check_layer_dirs(layers or [], cwd),
         gpus=gpus.parse_gpus(gpu) if gpu else [],
     )  # fmt: skip
+    layer_sources.check_python3(modules, spec.layer_dirs, cwd)
     code = launch.run_program(target, spec)
     if code != 0:
         raise Exit(code=code)
@@ -205,7 +207,8 @@ def gradcheck(c: Context, layer: str, input: list[str] | None = None,
         propagate_down=propagate_down, step=step, threshold=threshold, kink=kink,
         kink_range=kink_range, seed=seed, gpu=gpu,
     )  # fmt: skip
-    _run_tool(c, layer_checks.gradcheck_command(options), layers, image, gpu, runtime)
+    _run_tool(c, layer_checks.gradcheck_command(options), layers, image, gpu, runtime,
+              modules=(layer.rpartition(".")[0],))  # fmt: skip
 
 
 @_in_image("python")
@@ -270,7 +273,8 @@ def test_layers(c: Context, path: str, pytest_args: str = "", layers: list[str] 
 
     args = split_args(pytest_args, "--pytest-args")
     command, folder = layer_checks.test_layers_command(path, args)
-    _run_tool(c, command, [str(folder), *(layers or [])], image, gpu, runtime)
+    tests = tuple(p.stem for p in folder.glob("*.py")) if folder.is_dir() else ()
+    _run_tool(c, command, [str(folder), *(layers or [])], image, gpu, runtime, modules=tests)
 
 
 build_gpu = _build_task(

@@ -66,14 +66,18 @@ class Solver:
 
     def python_layers(self) -> list[tuple[Path, str, str]]:
         """(net file, module, class) for every Python layer in the solver's nets."""
-        found = []
-        for net in self.net_files:
-            for layer in prototxt.parse_file(net).all("layer"):
-                if layer.first("type") == "Python":
-                    param = layer.first("python_param") or prototxt.Message()
-                    module, cls = param.first("module", ""), param.first("layer", "")
-                    found.append((net, str(module), str(cls)))
-        return found
+        return [(net, module, cls) for net in self.net_files
+                for module, cls in net_python_layers(prototxt.parse_file(net))]  # fmt: skip
+
+
+def net_python_layers(net: prototxt.Message) -> list[tuple[str, str]]:
+    """(module, class) of every Python layer in a parsed net."""
+    found = []
+    for layer in net.all("layer"):
+        if layer.first("type") == "Python":
+            param = layer.first("python_param") or prototxt.Message()
+            found.append((str(param.first("module", "")), str(param.first("layer", ""))))
+    return found
 
 
 def _inside(path: Path, root: Path) -> bool:

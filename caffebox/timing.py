@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TextIO
 
-from caffebox import gpus, launch, prototxt, runs
+from caffebox import gpus, launch, layer_sources, prototxt, runs
 from caffebox import solver as solverlib
 from caffebox.errors import CaffeboxError
 
@@ -132,7 +132,8 @@ def time_net(
             "current directory, e.g. 'caffebox time examples/digits/net.prototxt'."
         )
     solverlib._visible(path, cwd, "the command line")
-    kinds = train_layers(solverlib._parse(path, "net"))
+    net = solverlib._parse(path, "net")
+    kinds = train_layers(net)
     if iterations <= 0:
         raise CaffeboxError(f"--iterations {iterations}: give a positive number, e.g. 50.")
     gpu_list = gpus.parse_gpus(gpu) if gpu else []
@@ -140,8 +141,9 @@ def time_net(
         raise CaffeboxError(f"time --gpu {gpu!r}: name one GPU, e.g. --gpu 0.")
     command = ["caffe", "time", "-model", str(path), "-iterations", str(iterations)]
     command += ["-gpu", "0"] if gpu_list else []
-    spec = runs.RunSpec(image=target.image, command=command, cwd=cwd,
-                        layer_dirs=runs.check_layer_dirs(layer_dirs or [], cwd),
+    dirs = runs.check_layer_dirs(layer_dirs or [], cwd)
+    layer_sources.check_python3([m for m, _ in solverlib.net_python_layers(net)], dirs, cwd)
+    spec = runs.RunSpec(image=target.image, command=command, cwd=cwd, layer_dirs=dirs,
                         gpus=gpu_list)  # fmt: skip
     log, seen = io.StringIO(), _Lines()
     code = launch.run_program(target, spec, out=log, watch=seen)

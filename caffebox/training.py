@@ -18,7 +18,7 @@ from typing import TextIO
 
 import docker
 
-from caffebox import gpus, locks, plots, records, runs
+from caffebox import gpus, layer_sources, locks, plots, records, runs
 from caffebox import solver as solverlib
 from caffebox.caffelog import TrainingLog
 from caffebox.errors import CaffeboxError
@@ -143,6 +143,7 @@ def plan(options: TrainOptions, cwd: Path | None = None) -> TrainPlan:
                 f"{net} has a Python layer without python_param {{ module: ... }}. Name the "
                 "module that defines the layer class."
             )
+    layer_sources.check_python3([m for _, m, _ in solver.python_layers()], layer_dirs, cwd)
     if options.weights and (options.snapshot or options.resume):
         raise CaffeboxError(
             "Give --weights (fine-tune) or --snapshot/--resume (continue training), not both: "
@@ -201,6 +202,10 @@ def explain_failure(result: TrainedRun, train_plan: TrainPlan) -> str:
             "python_param { layer: ... } against the class names in that module."
         )
     if any(marker in text for marker in _IMPORT_ERRORS):
+        own = [m for _, m, _ in train_plan.solver.python_layers()]
+        lacking = layer_sources.missing_module(text, train_plan.spec.layer_dirs, own)
+        if lacking:
+            return f"caffe exited with {result.exit_code}: {lacking}"
         dirs = ", ".join(str(d) for d in train_plan.spec.layer_dirs) or "none"
         return (
             f"caffe exited with {result.exit_code}: a Python layer module did not import (see "

@@ -169,11 +169,30 @@ def test_lines_reassembles_split_chunks():
 
 
 def test_failure_hint_for_import_error(project):
+    (project / "net.prototxt").write_text(
+        'layer { name: "l" type: "Python" top: "x" python_param { module: "my_layer" '
+        'layer: "L" } }\n'
+    )
     plan = training.plan(training.TrainOptions(solver="solver.prototxt", image="i"), cwd=project)
     result = training.TrainedRun(
         exit_code=1, tail=["ModuleNotFoundError: No module named 'my_layer'"]
     )
     assert "--layers DIR" in training.explain_failure(result, plan)
+
+
+def test_failure_hint_for_a_package_the_image_lacks_and_an_unbuilt_extension(project):
+    (project / "mylayers" / "utils").mkdir()
+    (project / "mylayers" / "utils" / "__init__.py").write_text("")
+    (project / "mylayers" / "utils" / "cython_bbox.pyx").write_text("")
+    plan = training.plan(training.TrainOptions(solver="solver.prototxt", image="i",
+                                               layer_dirs=["mylayers"]), cwd=project)  # fmt: skip
+    said = training.explain_failure(training.TrainedRun(
+        exit_code=1, tail=["ModuleNotFoundError: No module named 'easydict'"]), plan)
+    assert "no Python package 'easydict'" in said and 'pip = ["easydict"]' in said
+    assert "caffebox.toml" in said
+    said = training.explain_failure(training.TrainedRun(
+        exit_code=1, tail=["ModuleNotFoundError: No module named 'utils.cython_bbox'"]), plan)
+    assert "Cython extension" in said and "build_ext --inplace" in said
 
 
 def test_failure_hint_for_gpu_image_without_gpu(project):
