@@ -306,6 +306,26 @@ def cuda_base(c: Context, tag: str = "", base: str = "", distro: str = "",
     )  # fmt: skip
 
 
+@task(help=HELP["build-project"])
+@friendly
+def build_project(c: Context, image: str = "") -> None:
+    """Build the project image from the caffebox.toml here (or above) and print its tag.
+
+    Every task that runs the image builds it when it is missing; this builds it ahead (for
+    export, publish or a CI job). Progress goes to stderr, the tag alone to stdout.
+    """
+    from caffebox import launch
+
+    target = launch.Target.from_settings(_settings(c), image)
+    if target.project is None:
+        raise CaffeboxError(
+            f"There is no caffebox.toml in {Path.cwd()} or a folder above it. Write one in "
+            "the project's folder: [image] with apt = [...], pip = [...] (see 'Bringing an "
+            "old project' in the README)."
+        )
+    print(launch.ready(launch.connect(target), target, out=sys.stderr))
+
+
 @task(help=HELP["export"])
 @friendly
 def export(
@@ -415,6 +435,7 @@ namespace = Collection(
     cuda_base,
     build_cpu,
     build_gpu,
+    build_project,
     train,
     gradcheck,
     test_layers,

@@ -14,7 +14,7 @@ import re
 import sys
 import tarfile
 import threading
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -104,7 +104,7 @@ def certificates_file(setting: str, candidates: tuple[str, ...] = SYSTEM_CA_BUND
     return next((c for c in candidates if Path(c).is_file()), "")
 
 
-def _read_certificates(setting: str) -> bytes:
+def read_certificates(setting: str) -> bytes:
     path = certificates_file(setting)
     if not path:
         return b""
@@ -130,7 +130,7 @@ def build_context(request: BuildRequest) -> io.BytesIO:
         tar.add(str(paths.DOCKER_DIR), arcname="docker")
         _add_bytes(tar, "build/Makefile.config", makeconfig.render(request.variant).encode())
         request.source.add_to_context(tar, "build/caffe-src")
-        _add_bytes(tar, "build/ca-certificates.crt", _read_certificates(request.ca_certificates))
+        _add_bytes(tar, "build/ca-certificates.crt", read_certificates(request.ca_certificates))
         tar.add(
             str(paths.LAYERS_DIR),
             arcname=paths.LAYERS_PACKAGE,
@@ -140,7 +140,7 @@ def build_context(request: BuildRequest) -> io.BytesIO:
     return buf
 
 
-def _stream_build(
+def stream_build(
     client: docker.DockerClient,
     context: io.BytesIO,
     *,
@@ -151,10 +151,12 @@ def _stream_build(
     out: TextIO,
     dockerfile: str = "docker/Dockerfile",
     give_up: threading.Event | None = None,
+    labels: dict[str, str] | None = None,
+    explain: Callable[[str, list[str]], str] | None = None,
 ) -> None:
-    """Run one build, echoing its output; raise with the engine's error on failure. Stops
-    reading (and returns) once `give_up` is set: a build beside it failed, and the engine
-    ends this one when the process goes."""
+    """Run one build, echoing its output; raise with the engine's error on failure (said by
+    `explain(error, last lines)` when given). Stops reading (and returns) once `give_up` is
+    set: a build beside it failed, and the engine ends this one when the process goes."""
     context.seek(0)
     chunks: Iterable[dict] = client.api.build(
         fileobj=context,
@@ -169,6 +171,7 @@ def _stream_build(
         nocache=nocache,
         pull=False,
         decode=True,
+        labels=labels,
     )
     tail: list[str] = []
     for chunk in chunks:
@@ -181,6 +184,8 @@ def _stream_build(
             tail = (tail + text.splitlines())[-30:]
         elif "error" in chunk:
             detail = chunk["error"].strip()
+            if explain is not None:
+                raise CaffeboxError(explain(detail, tail))
             hint = _build_hint(detail + "\n" + "\n".join(tail), buildargs)
             where = f"target {target!r}" if target else dockerfile
             raise CaffeboxError(f"The image build failed at {where}: {detail}. {hint}")
@@ -246,7 +251,7 @@ class _Beside:
 
     def _run(self, **call: Any) -> None:
         try:
-            _stream_build(**call)
+            stream_build(**call)
         except BaseException as exc:  # handed to the caller's thread by result()
             self.error = exc
             self.failed.set()
@@ -291,7 +296,7 @@ def _build_stage_beside_runtime_base(
             out.write(side_log.getvalue())
 
     try:
-        _stream_build(
+        stream_build(
             client, context, tag=None, target="build", buildargs=args, nocache=request.nocache,
             out=out, give_up=side.failed,
         )  # fmt: skip
@@ -315,7 +320,7 @@ def build(
     args = request.buildargs()
     if request.compile_only:
         out.write(f"caffebox: compiling Caffe only (build stage) as {request.tag}\n")
-        _stream_build(
+        stream_build(
             client, context, tag=request.tag, target="build", buildargs=args,
             nocache=request.nocache, out=out,
         )  # fmt: skip
@@ -330,13 +335,13 @@ def build(
         # Everything from here takes the build stage and the runtime base just made from
         # the cache (the classic builder picks the newest cached step), whatever the flags:
         # Caffe compiles once.
-        _stream_build(
+        stream_build(
             client, context, tag=runtime_tag, target="runtime", buildargs=args,
             nocache=False, out=out,
         )  # fmt: skip
         versions = read_versions(client, runtime_tag)
         args.update(label_args(request, versions, args["CAFFE_COMMIT"]))
-        _stream_build(
+        stream_build(
             client, context, tag=request.tag, target="final", buildargs=args, nocache=False,
             out=out,
         )  # fmt: skip
@@ -384,12 +389,12 @@ def build_cuda_offline_base(
     buf = io.BytesIO()
     with tarfile.open(fileobj=buf, mode="w") as tar:
         tar.add(str(paths.DOCKER_DIR), arcname="docker")
-        _add_bytes(tar, "build/ca-certificates.crt", _read_certificates(ca_certificates))
+        _add_bytes(tar, "build/ca-certificates.crt", read_certificates(ca_certificates))
     for target in targets:
         # The runtime base beside the devel one: caffebox/cuda-offline:13-runtime.
         name = tag_beside(tag, "runtime") if target == "runtime" else tag
         out.write(f"caffebox: building the offline CUDA base {name} on {base_image}\n")
-        _stream_build(
+        stream_build(
             client, buf, tag=name, target=target, buildargs={"BASE_IMAGE": base_image},
             nocache=False, out=out, dockerfile=dockerfile,
         )  # fmt: skip

@@ -18,7 +18,7 @@ from typing import Any, TextIO
 
 import docker
 
-from caffebox import building, charliecloud, engine, gpus, runs, training
+from caffebox import building, charliecloud, engine, gpus, images, project, runs, training
 from caffebox import solver as solverlib
 from caffebox.errors import CaffeboxError
 from caffebox.progress import ProgressBar
@@ -38,6 +38,10 @@ class Target:
     runtime: str = "docker"
     # Environment every run gets from the settings (cudnn_tf32 -> CAFFEBOX_CUDNN_TF32=1).
     env: tuple[tuple[str, str], ...] = ()
+    # The project's caffebox.toml (found from the current folder up): runs use the
+    # project image made from it on `image`.
+    project: Path | None = None
+    ca_certificates: str = "auto"
 
     @classmethod
     def from_settings(cls, settings: Any, image: str = "", runtime: str = "") -> Target:
@@ -55,13 +59,16 @@ class Target:
                     "--runtime charliecloud needs --image DIR: an unpacked export made by "
                     "'caffebox export caffebox:cpu DIR/'."
                 )
-            return cls(image=str(Path(image).resolve()), runtime=runtime, env=_env(settings))
+            return cls(image=str(Path(image).resolve()), runtime=runtime, env=_env(settings),
+                       project=project.find(Path.cwd()))  # fmt: skip
         variant = building.variant_named(settings, name)
         build = None
         if variant:
             options = building.BuildOptions(tag=name)
             build = functools.partial(building.build, settings, variant, options)
-        return cls(image=name, registry=settings.registry, build=build, env=_env(settings))
+        return cls(image=name, registry=settings.registry, build=build, env=_env(settings),
+                   project=project.find(Path.cwd()),
+                   ca_certificates=getattr(settings, "ca_certificates", "auto"))  # fmt: skip
 
 
 def _env(settings: Any) -> tuple[tuple[str, str], ...]:
@@ -86,7 +93,8 @@ def ready(
     solver: solverlib.Solver | None = None,
     out: TextIO = sys.stdout,
 ) -> str:
-    """The image is here (found, pulled or built) and fits the run; returns its variant."""
+    """The image is here (found, pulled or built) and fits the run; returns the image to
+    run: the project image when the project has a caffebox.toml."""
     why = "" if target.runtime == "charliecloud" else ensure_image(
         client, target.image, target.registry, out=out
     )
@@ -103,7 +111,8 @@ def ready(
             "(once, about 3 to 4 minutes on 2 cores)\n"
         )
         target.build()
-    variant = engine.image_variant(client, target.image)
+    image = project_image(client, target, out)
+    variant = engine.image_variant(client, image)
     if solver is not None and variant == "cpu" and solver.params.first("solver_mode") == "GPU":
         raise CaffeboxError(
             f"{solver.path} sets solver_mode: GPU, but {target.image} is the CPU image. "
@@ -112,8 +121,23 @@ def ready(
     if target.runtime == "charliecloud":  # ch-run sees the host's GPUs: no engine to ask
         gpus.check_image_variant(variant, target.image, list(gpu_list))
     else:
-        gpus.check_gpu_run(client, target.image, variant, list(gpu_list))
-    return variant
+        gpus.check_gpu_run(client, image, variant, list(gpu_list))
+    return image
+
+
+def project_image(client: docker.DockerClient, target: Target, out: TextIO) -> str:
+    """The image a run uses: `target.image`, or the project image made from the project's
+    caffebox.toml on it. An image that is already a project image (a Slurm task's, an
+    export) is used as it is, if it is current."""
+    labels = client.images.get(target.image).labels or {}
+    if labels.get(project.HASH_LABEL) or target.runtime == "charliecloud":
+        project.check_current(labels, target.image, target.project)
+        return target.image
+    if target.project is None:
+        return target.image
+    config = project.load(target.project)
+    certificates = images.read_certificates(target.ca_certificates)
+    return project.ensure(client, target.image, config, certificates, out=out)
 
 
 def _fit_to_engine(client: docker.DockerClient, spec: runs.RunSpec, target: Target) -> runs.RunSpec:
@@ -134,7 +158,7 @@ def run_program(
 ) -> int:
     """A program in the image (python, gradcheck, test-layers, run, time); its exit status."""
     client = connect(target)
-    ready(client, target, spec.gpus, out=out)
+    spec.image = ready(client, target, spec.gpus, out=out)
     result = runs.run(client, _fit_to_engine(client, spec, target), watch=watch, out=out)
     missing = runs.missing_command(result, spec)
     if missing:
@@ -147,7 +171,7 @@ def train(target: Target, plan: training.TrainPlan, out: TextIO = sys.stdout) ->
     build), then the image, then the run with its record; the status and closing message."""
     with plan.lock():
         client = connect(target)
-        ready(client, target, plan.spec.gpus, plan.solver, out=out)
+        plan.spec.image = ready(client, target, plan.spec.gpus, plan.solver, out=out)
         _fit_to_engine(client, plan.spec, target)
         return training.run_recorded(client, plan, out=out)
 

@@ -86,7 +86,11 @@ def sweep(options: SweepOptions, out: TextIO = sys.stdout) -> int:
     out.write(f"caffebox: sweep of {len(variants)} variants in {root.relative_to(cwd)}"
               f" ({len(todo)} to run)\n")  # fmt: skip
     if options.slurm:
-        train_args = ["--image", options.image]
+        image = options.image
+        if options.target is not None and options.target.project is not None:
+            # The project image once, here, before the array: never one build per task.
+            image = launch.ready(launch.connect(options.target), options.target, out=out)
+        train_args = ["--image", image]
         if options.target is not None and options.target.runtime != "docker":
             train_args += ["--runtime", options.target.runtime]  # an export on shared storage
         for folder in options.layer_dirs:
@@ -107,7 +111,7 @@ def sweep(options: SweepOptions, out: TextIO = sys.stdout) -> int:
         raise CaffeboxError("sweep --gpu: name the GPUs to share out, e.g. --gpu 0,1.")
     target = options.target or launch.Target(options.image)
     client = launch.connect(target)
-    launch.ready(client, target, gpu_list, solver, out)
+    image = launch.ready(client, target, gpu_list, solver, out)
     parallel = options.parallel or (len(gpu_list) or max(1, (os.cpu_count() or 2) // 2))
     parallel = max(1, min(parallel, len(todo) or 1))
     slots = grid.cpu_slots(parallel)
@@ -118,7 +122,7 @@ def sweep(options: SweepOptions, out: TextIO = sys.stdout) -> int:
         started = any(".solverstate" in p.name for p in
                       solverlib.load(variant.solver_file, cwd).existing_snapshots())  # fmt: skip
         plan = training.plan(training.TrainOptions(
-            solver=str(variant.solver_file.relative_to(cwd)), image=options.image,
+            solver=str(variant.solver_file.relative_to(cwd)), image=image,
             layer_dirs=options.layer_dirs, resume=started, overwrite=not started,
             gpu=gpu_list[slot % len(gpu_list)] if gpu_list else "",
         ), cwd=cwd)  # fmt: skip

@@ -42,8 +42,8 @@ def test_a_missing_image_is_built_when_caffebox_names_it():
         client.images_here["caffebox:cpu"] = "cpu"
 
     out = io.StringIO()
-    variant = launch.ready(client, launch.Target("caffebox:cpu", build=build), out=out)
-    assert built and variant == "cpu"
+    image = launch.ready(client, launch.Target("caffebox:cpu", build=build), out=out)
+    assert built and image == "caffebox:cpu"
     assert "building it first (once, about 3 to 4 minutes on 2 cores)" in out.getvalue()
 
 
