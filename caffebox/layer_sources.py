@@ -138,8 +138,9 @@ def missing_module(text: str, dirs: Sequence[Path], own: Iterable[str] = ()) -> 
             return (
                 f"'{name}' is a Cython extension of the project ({stem.with_suffix('.pyx')}) "
                 "that is not built: build it in the image, e.g. 'caffebox run -- python "
-                "setup.py build_ext --inplace' in its folder, with cython3, python3-dev and "
-                "gcc in caffebox.toml's [image] apt list."
+                "setup.py build_ext --inplace' from the folder of its setup.py (or 'caffebox "
+                "run -- make -C lib'), with cython3, python3-dev, gcc (and make) in "
+                "caffebox.toml's [image] apt list."
             )
         if (folder / top).exists() or (folder / f"{top}.py").is_file():
             return ""  # one of the user's own modules: the layer-folder advice fits

@@ -34,7 +34,7 @@ PYX_FIXES = [
     (re.compile(r"\b(np|numpy|cnp)\.object(?!\w)"), "object", "np.object -> object"),
 ]
 # Calls whose listed arguments must be integers (numpy >= 1.12 refuses floats there).
-_INT_CALLS = {"range", "xrange"}
+_INT_CALLS = {"range", "xrange", "randint"}
 _INT_SIZE_CALLS = {"zeros", "ones", "empty", "full", "reshape", "arange", "tile"}
 _INT_KEYWORDS = {"size", "shape", "num", "k"}
 
