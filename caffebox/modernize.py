@@ -35,7 +35,6 @@ PYX_FIXES = [
 ]
 # Calls whose listed arguments must be integers (numpy >= 1.12 refuses floats there).
 _INT_CALLS = {"range", "xrange", "randint"}
-_INT_SIZE_CALLS = {"zeros", "ones", "empty", "full", "reshape", "arange", "tile"}
 _INT_KEYWORDS = {"size", "shape", "num", "k"}
 
 
@@ -225,30 +224,63 @@ def _call_name(node: ast.Call) -> str:
     return f.id if isinstance(f, ast.Name) else f.attr if isinstance(f, ast.Attribute) else ""
 
 
+def _listed(items: Iterable[ast.AST]) -> Iterable[ast.AST]:
+    """Elements of a literal tuple or list, the bounds of slices; others as they are."""
+    for item in items:
+        if isinstance(item, (ast.Tuple, ast.List)):
+            yield from _listed(item.elts)
+        elif isinstance(item, ast.Slice):
+            yield from (x for x in (item.lower, item.upper, item.step) if x is not None)
+        elif not isinstance(item, (ast.Constant, ast.Starred)):
+            yield item
+
+
 def _int_contexts(tree: ast.AST) -> Iterable[ast.AST]:
     """Expressions that Python and numpy need as integers: indices, slice bounds, range()
-    bounds, sizes and shapes."""
+    bounds, sizes and shapes (np.zeros' shape, x.reshape's, np.tile's repetitions)."""
     for node in ast.walk(tree):
         if isinstance(node, ast.Subscript):
-            index = node.slice
-            if isinstance(index, ast.Slice):
-                yield from (x for x in (index.lower, index.upper, index.step) if x is not None)
-            elif isinstance(index, ast.Tuple):
-                yield from index.elts
-            elif not isinstance(index, ast.Constant):
-                yield index
+            yield from _listed([node.slice])
         elif isinstance(node, ast.Call):
             name = _call_name(node)
+            numpy_function = isinstance(node.func, ast.Attribute) and isinstance(
+                node.func.value, ast.Name) and node.func.value.id in ("np", "numpy")  # fmt: skip
             if name in _INT_CALLS:
-                yield from node.args
-            elif name in _INT_SIZE_CALLS and node.args:
-                first = node.args if name in ("reshape", "tile") else node.args[:1]
-                for arg in first:
-                    yield from arg.elts if isinstance(arg, (ast.Tuple, ast.List)) else [arg]
-            for kw in node.keywords:
-                if kw.arg in _INT_KEYWORDS:
-                    value = kw.value
-                    yield from value.elts if isinstance(value, (ast.Tuple, ast.List)) else [value]
+                yield from _listed(node.args)
+            elif name in ("zeros", "ones", "empty", "full", "arange"):
+                yield from _listed(node.args[:1])
+            elif name == "tile" or (name == "reshape" and numpy_function):
+                yield from _listed(node.args[1:])
+            elif name == "reshape":
+                yield from _listed(node.args)
+            yield from _listed(kw.value for kw in node.keywords if kw.arg in _INT_KEYWORDS)
+
+
+def _names_used_whole(expr: ast.AST) -> Iterable[ast.Name]:
+    """Names whose value is the index or size itself (alone or in arithmetic), not names
+    inside a comparison or a call (a boolean mask, len(x))."""
+    if isinstance(expr, ast.Name):
+        yield expr
+    elif isinstance(expr, ast.BinOp):
+        yield from _names_used_whole(expr.left)
+        yield from _names_used_whole(expr.right)
+    elif isinstance(expr, ast.UnaryOp):
+        yield from _names_used_whole(expr.operand)
+
+
+def _scopes(tree: ast.AST) -> dict[int, ast.AST]:
+    """id(node) -> the function (or module) whose body it is in."""
+    owner: dict[int, ast.AST] = {}
+
+    def visit(node: ast.AST, scope: ast.AST) -> None:
+        for child in ast.iter_child_nodes(node):
+            owner[id(child)] = scope
+            inner = child if isinstance(child, (ast.FunctionDef, ast.AsyncFunctionDef,
+                                                ast.Lambda)) else scope  # fmt: skip
+            visit(child, inner)
+
+    visit(tree, tree)
+    return owner
 
 
 def _divisions(expr: ast.AST) -> Iterable[ast.BinOp]:
@@ -285,16 +317,24 @@ def integer_division(text: str, path: Path, report: Report) -> str:
                 spans.append((left_end + slash, left_end + slash + 1, "//"))
     if spans:
         report.fixes["caffebox / -> // in an index, size or range()"] += len(spans)
-    used = {n.id: n.lineno for expr in contexts for n in ast.walk(expr) if isinstance(n, ast.Name)}
+    owner = _scopes(tree)
+    used: dict[tuple[int, str], list[int]] = {}
+    for expr in contexts:
+        for name in _names_used_whole(expr):
+            used.setdefault((id(owner.get(id(name))), name.id), []).append(name.lineno)
     for node in ast.walk(tree):
         if isinstance(node, ast.Assign) and isinstance(node.value, ast.BinOp) \
                 and isinstance(node.value.op, ast.Div):  # fmt: skip
             for target in node.targets:
-                if isinstance(target, ast.Name) and target.id in used:
+                if not isinstance(target, ast.Name):
+                    continue
+                later = [n for n in used.get((id(owner.get(id(node))), target.id), [])
+                         if n > node.lineno]  # fmt: skip
+                if later:
                     report.left.append(
                         f"{report.where(path, node.lineno)}: '{target.id} = ... / ...' is a "
                         "float under Python 3 and is used as an index or size (line "
-                        f"{used[target.id]}); use // or int() if it was meant as an integer"
+                        f"{later[0]}); use // or int() if it was meant as an integer"
                     )
     return _replace_spans(text, spans)
 

@@ -206,3 +206,23 @@ def test_cli_bad_path_is_one_paragraph(tmp_path):
     assert done.returncode == 0, done.stderr
     assert (tmp_path / "a.py").read_text() == "print('x')\n"
     assert before != fingerprint(tmp_path)
+
+
+def test_floats_that_are_no_index_are_not_listed(tmp_path):
+    """What py-faster-rcnn's lib/ has: a mask, an array tiled, a shape unpacked, a name of
+    the same spelling in another function, and sizes divided before use."""
+    _write(tmp_path, "ok.py", """\
+        import numpy as np
+        def ap(rec, prec):
+            return np.max(prec[rec >= 0.5])
+        def recall(tp, npos):
+            rec = tp / float(npos)
+            return rec
+        def tiled(rois, scale, top, ims):
+            boxes = rois[:, 1:5] / scale
+            ims = ims / 255.0
+            top.reshape(*(ims.shape))
+            return np.tile(boxes, (1, 3))
+        """)
+    report, said = _run(tmp_path, write=False)
+    assert not report.left and not report.changed, said
