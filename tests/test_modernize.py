@@ -161,7 +161,8 @@ def test_cython_numpy_names_and_stale_generated_c(tmp_path):
         import numpy as np
         DTYPE = np.float
         ctypedef np.float_t DTYPE_t
-        def overlaps(np.ndarray[DTYPE_t, ndim=2] boxes):
+        def overlaps(np.ndarray[DTYPE_t, ndim=2] boxes, np.float thresh):
+            cdef np.int count = 0 if thresh else 1
             cdef np.ndarray[np.int_t, ndim=1] keep = np.zeros(3, dtype=np.int)
             return keep
         """)
@@ -176,6 +177,7 @@ def test_cython_numpy_names_and_stale_generated_c(tmp_path):
     text = pyx.read_text()
     assert "np.intp_t" in text and "dtype=np.intp" in text and "DTYPE = np.float64" in text
     assert "np.float_t" in text  # numpy 2 kept it
+    assert "np.float64_t thresh" in text and "cdef np.intp_t count = 0 if" in text
     assert not stale.exists() and own.is_file() and "removed utils/bbox.c" in said
     assert _cythonize(pyx).returncode == 0
 
