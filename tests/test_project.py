@@ -127,3 +127,10 @@ def test_runs_use_the_project_image_built_once(tmp_path, monkeypatch):
     assert launch.ready(client, target) == "caffebox:cpu-project"
     assert built == ["caffebox:cpu"]
     assert launch.ready(client, launch.Target("caffebox:cpu")) == "caffebox:cpu"
+
+
+def test_build_project_without_a_caffebox_toml(tmp_path):
+    from .support.cli import assert_one_paragraph, caffebox
+
+    done = caffebox("build-project", cwd=tmp_path)
+    assert_one_paragraph(done, 2, r"There is no caffebox.toml in .* or a folder above it")
