@@ -12,7 +12,7 @@ _LR = re.compile(r"Iteration (\d+), lr = ([-+\w.]+)")
 _TRAIN_OUTPUT = re.compile(r"Train net output #\d+: (\S+) = ([-+\w.]+)")
 _TEST_OUTPUT = re.compile(r"Test net output #\d+: (\S+) = ([-+\w.]+)")
 # The whole rest of the line: snapshot prefixes may contain spaces.
-_SNAPSHOT = re.compile(r"Snapshotting (?:solver state )?to (?:binary proto|HDF5) file (.+?)\s*$")
+_SNAPSHOT = re.compile(r"Snapshotting (?:solver state )?to (?:binary proto|HDF5) file ?(.+?)\s*$")
 _FINETUNE = re.compile(r"Finetuning from (.+?)\s*$")
 
 

@@ -235,21 +235,3 @@ def check_snapshot_dir(solver: Solver, create: bool = True) -> Path:
             "snapshot_prefix."
         )
     return folder
-
-
-def latest_solverstate(solver: Solver) -> Path:
-    """The newest .solverstate under the solver's snapshot prefix (for --resume)."""
-    pattern = solver.prefix_name + "_iter_*.solverstate*"
-    folder = solver.snapshot_dir
-    states = [p for p in folder.glob(pattern) if p.is_file()]
-
-    def iteration(p: Path) -> int:
-        digits = p.name.rsplit("_iter_", 1)[-1].split(".")[0]
-        return int(digits) if digits.isdigit() else -1
-
-    if not states:
-        raise CaffeboxError(
-            f"--resume found no .solverstate matching {folder / pattern}. Train with "
-            "snapshots first, or pass --snapshot FILE explicitly."
-        )
-    return max(states, key=iteration)

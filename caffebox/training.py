@@ -18,7 +18,7 @@ from typing import TextIO
 
 import docker
 
-from caffebox import gpus, layer_sources, locks, plots, records, runs
+from caffebox import gpus, layer_sources, locks, plots, records, runs, snapshots
 from caffebox import solver as solverlib
 from caffebox.caffelog import TrainingLog
 from caffebox.errors import CaffeboxError
@@ -82,6 +82,8 @@ class TrainPlan:
     solver: solverlib.Solver
     spec: runs.RunSpec
     weights: list[str] = field(default_factory=list)
+    # Said before the run: the damaged snapshots --resume passed over.
+    notes: list[str] = field(default_factory=list)
 
     @contextmanager
     def lock(self) -> Iterator[Path]:
@@ -152,11 +154,16 @@ def plan(options: TrainOptions, cwd: Path | None = None) -> TrainPlan:
     weights = ""
     if options.weights:
         weights = ",".join(str(_existing(w, cwd, "--weights")) for w in options.weights.split(","))
-    state = ""
+    state, notes = "", []
     if options.snapshot:
         state = str(_existing(options.snapshot, cwd, "--snapshot"))
+        snapshots.check_given(Path(state), cwd)
     elif options.resume:
-        state = str(solverlib.latest_solverstate(solver))
+        found, notes = snapshots.resume_point(
+            solver.snapshot_dir, solver.prefix_name, cwd,
+            str(solver.snapshot_dir / (solver.prefix_name + "_iter_*.solverstate*")),
+        )  # fmt: skip
+        state = str(found)
     solverlib.check_snapshot_dir(solver, create=False)
     earlier = solver.existing_snapshots()
     if earlier and not (state or options.overwrite):
@@ -186,7 +193,8 @@ def plan(options: TrainOptions, cwd: Path | None = None) -> TrainPlan:
     spec = runs.RunSpec(
         image=options.image, command=command, cwd=cwd, layer_dirs=layer_dirs, gpus=gpu_list
     )
-    return TrainPlan(solver=solver, spec=spec, weights=weights.split(",") if weights else [])
+    return TrainPlan(solver=solver, spec=spec, weights=weights.split(",") if weights else [],
+                     notes=notes)
 
 
 def explain_failure(result: TrainedRun, train_plan: TrainPlan) -> str:
@@ -254,12 +262,28 @@ def explain_failure(result: TrainedRun, train_plan: TrainPlan) -> str:
     return f"caffe exited with {result.exit_code}; the log above shows why."
 
 
+def whole_snapshot(log: TrainingLog, cwd: Path | None) -> snapshots.Pair | None:
+    """The newest pair this run's log reports that is whole on disk (any reported one
+    when `cwd` is None: nothing to look at)."""
+    for state in reversed(log.solverstates()):
+        if cwd is None:
+            return snapshots.Pair(Path(state), None)
+        pair = snapshots.check_pair(cwd / state, cwd)
+        if pair.whole:
+            return pair
+    return None
+
+
 def _resume_hint(result: TrainedRun, train_plan: TrainPlan) -> str:
-    states = result.log.solverstates()
-    solver = train_plan.solver.path.relative_to(train_plan.solver.cwd)
-    if not states:
-        return "No snapshot was written: a new run starts from the beginning."
-    return f"Resume it with: caffebox train {solver} --snapshot '{states[-1]}' (or --resume)."
+    cwd = train_plan.solver.cwd
+    pair = whole_snapshot(result.log, cwd)
+    solver = train_plan.solver.path.relative_to(cwd)
+    if pair is None:
+        written = "No whole snapshot was written" if result.log.solverstates() else \
+            "No snapshot was written"  # fmt: skip
+        return f"{written}: a new run starts from the beginning."
+    state = pair.state.relative_to(cwd) if cwd in pair.state.parents else pair.state
+    return f"Resume it with: caffebox train {solver} --snapshot '{state}' (or --resume)."
 
 
 def outcome(result: TrainedRun, train_plan: TrainPlan) -> tuple[int, str]:
@@ -292,8 +316,9 @@ def outcome(result: TrainedRun, train_plan: TrainPlan) -> tuple[int, str]:
     return 0, ""
 
 
-def summary(result: TrainedRun, max_iter: int = 0) -> str:
-    """The outcome in two lines: final loss, test outputs, snapshots."""
+def summary(result: TrainedRun, max_iter: int = 0, cwd: Path | None = None) -> str:
+    """The outcome in two lines: final loss, test outputs, snapshots (with `cwd`: the
+    newest whole pair on disk, never a pair cut short)."""
     log = result.log
     finished = log.done and not result.interrupted and result.exit_code == 0
     of = f" of {max_iter}" if max_iter else ""
@@ -305,7 +330,16 @@ def summary(result: TrainedRun, max_iter: int = 0) -> str:
     if tests:
         parts.append("test " + ", ".join(f"{k} {format_value(v)}" for k, v in tests.items()))
     line = "; ".join(parts)
-    if log.snapshots:
+    if cwd is not None and log.snapshots:
+        pair = whole_snapshot(log, cwd)
+        if pair is None or pair.model is None:
+            line += ("\ncaffebox: no whole snapshot pair was written (a snapshot cut short: a "
+                     "full disk, or a kill while writing)")  # fmt: skip
+        else:
+            shown = [p.relative_to(cwd) if cwd in p.parents else p
+                     for p in (pair.model, pair.state)]  # fmt: skip
+            line += "\ncaffebox: snapshots: " + ", ".join(f"'{s}'" for s in shown)
+    elif log.snapshots:
         line += "\ncaffebox: snapshots: " + ", ".join(f"'{s}'" for s in log.snapshots[-2:])
     return line
 
@@ -318,6 +352,8 @@ def run_recorded(
     progress: ProgressBar | None = None,
 ) -> tuple[int, str]:
     """Run the plan with a run record beside its snapshots; the exit status and message."""
+    for note in train_plan.notes:
+        out.write(f"caffebox: {note}\n")
     record = records.Record.create(train_plan.solver)
     code, message = 1, "caffebox ended before the run did"
     result = None
@@ -329,7 +365,7 @@ def run_recorded(
         )
         result = TrainedRun(ran.exit_code, ran.tail, ran.stop_signal, log=watch.log)
         code, message = outcome(result, train_plan)
-        out.write(summary(result, train_plan.solver.max_iter) + "\n")
+        out.write(summary(result, train_plan.solver.max_iter, train_plan.solver.cwd) + "\n")
     finally:
         if result is None:  # the engine refused: nothing ran, keep no record
             record.close_log()

@@ -32,3 +32,11 @@ def test_feed_reports_progress_only_on_iterations():
     log = caffelog.TrainingLog()
     assert log.feed(LOG.splitlines()[0]) is True
     assert log.feed(LOG.splitlines()[1]) is False
+
+
+def test_a_2015_fork_writes_no_space_before_the_solverstate():
+    """caffe-fast-rcnn's solver.cpp: "... binary proto file" << snapshot_filename."""
+    log = caffelog.TrainingLog()
+    log.feed("I1204 solver.cpp:735] Snapshotting solver state to binary proto "
+             "fileoutput/rpn_iter_300.solverstate", 0.0)  # fmt: skip
+    assert log.solverstates() == ["output/rpn_iter_300.solverstate"]

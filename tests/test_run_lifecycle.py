@@ -125,8 +125,15 @@ DONE = [*TRAINING, "I1126 caffe.cpp:259] Optimization Done."]
 )
 def test_an_interrupted_run_never_exits_0(tmp_path, sig, code, name):
     """Ctrl-C once exited 0 with "finished at iteration 1300"."""
+    from .test_snapshots import caffemodel, solverstate
+
     result = _result(STOPPED, stop_signal=sig)
-    got, message = training.outcome(result, _plan(tmp_path))
+    plan = _plan(tmp_path)
+    (tmp_path / "my snaps").mkdir()
+    (tmp_path / "my snaps/d_iter_300.caffemodel").write_bytes(caffemodel())
+    (tmp_path / "my snaps/d_iter_300.solverstate").write_bytes(
+        solverstate(300, "my snaps/d_iter_300.caffemodel"))
+    got, message = training.outcome(result, plan)
     assert got == code
     assert f"stopped by {name}" in message and "at iteration 300 of 1000" in message
     assert "--snapshot 'my snaps/d_iter_300.solverstate'" in message

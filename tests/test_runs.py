@@ -138,9 +138,13 @@ def test_second_run_on_the_same_prefix_is_refused(project):
 
 
 def test_resume_picks_latest_state(project):
+    from .test_snapshots import caffemodel, solverstate
+
     (project / "s").mkdir()
-    (project / "s" / "x_iter_20.solverstate").write_text("")
-    (project / "s" / "x_iter_100.solverstate").write_text("")
+    for it in (20, 100):  # 100 after 20, though "100" < "20" as text
+        (project / "s" / f"x_iter_{it}.caffemodel").write_bytes(caffemodel())
+        (project / "s" / f"x_iter_{it}.solverstate").write_bytes(
+            solverstate(it, f"s/x_iter_{it}.caffemodel"))
     plan = training.plan(
         training.TrainOptions(solver="solver.prototxt", image="img", resume=True), cwd=project
     )

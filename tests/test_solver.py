@@ -71,17 +71,3 @@ def test_snapshot_dir_that_is_a_file(project):
         solverlib.check_snapshot_dir(s)
 
 
-def test_latest_solverstate_by_iteration(project):
-    snaps = project / "snaps"
-    snaps.mkdir()
-    for it in (500, 1000, 1500):
-        (snaps / f"run_iter_{it}.solverstate").write_text("")
-    (snaps / "other_iter_9999.solverstate").write_text("")
-    s = solverlib.load("solver.prototxt", project)
-    assert solverlib.latest_solverstate(s) == snaps / "run_iter_1500.solverstate"
-
-
-def test_resume_without_states(project):
-    s = solverlib.load("solver.prototxt", project)
-    with pytest.raises(CaffeboxError, match="no .solverstate"):
-        solverlib.latest_solverstate(s)
