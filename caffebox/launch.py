@@ -10,6 +10,7 @@ removed). What differs is only what watches the output: training's log, bar and 
 from __future__ import annotations
 
 import functools
+import re
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -42,6 +43,9 @@ class Target:
     # project image made from it on `image`.
     project: Path | None = None
     ca_certificates: str = "auto"
+    # Bounds on a runaway layer (settings pids_limit, memory_limit).
+    pids_limit: int = 0
+    memory_limit: str = ""
 
     @classmethod
     def from_settings(cls, settings: Any, image: str = "", runtime: str = "") -> Target:
@@ -68,7 +72,9 @@ class Target:
             build = functools.partial(building.build, settings, variant, options)
         return cls(image=name, registry=settings.registry, build=build, env=_env(settings),
                    project=project.find(Path.cwd()),
-                   ca_certificates=getattr(settings, "ca_certificates", "auto"))  # fmt: skip
+                   ca_certificates=getattr(settings, "ca_certificates", "auto"),
+                   pids_limit=int(getattr(settings, "pids_limit", 0) or 0),
+                   memory_limit=str(getattr(settings, "memory_limit", "") or ""))  # fmt: skip
 
 
 def _env(settings: Any) -> tuple[tuple[str, str], ...]:
@@ -147,7 +153,39 @@ def _fit_to_engine(client: docker.DockerClient, spec: runs.RunSpec, target: Targ
     spec.env = {**dict(target.env), **spec.env}
     spec.podman = engine.is_podman(client)
     spec.rootless = spec.podman and engine.is_rootless(client)
+    if target.runtime == "docker":  # ch-run has no cgroups of its own to set
+        spec.pids_limit = target.pids_limit
+        # Rootless Podman may not own a memory cgroup (cgroup v1, no delegation).
+        if not spec.rootless:
+            spec.memory = memory_bytes(target.memory_limit, _engine_memory(client))
     return spec
+
+
+def _engine_memory(client: docker.DockerClient) -> int:
+    try:
+        return int(client.info().get("MemTotal") or 0)
+    except Exception:  # noqa: BLE001 - an engine (or stand-in) that does not say
+        return 0
+
+
+_UNITS = {"": 1, "b": 1, "k": 2**10, "m": 2**20, "g": 2**30, "t": 2**40}
+
+
+def memory_bytes(setting: str, total: int) -> int:
+    """The memory_limit setting in bytes (0: no limit). 'auto': the engine's memory less a
+    tenth, keeping at least 1 GiB for the host."""
+    text = setting.strip().lower()
+    if text in ("", "none", "0"):
+        return 0
+    if text == "auto":
+        return max(total - max(total // 10, 2**30), 0) if total > 2 * 2**30 else 0
+    found = re.fullmatch(r"(\d+(?:\.\d+)?)\s*([kmgt]?)i?b?", text)
+    if not found:
+        raise CaffeboxError(
+            f"The memory_limit setting is {setting!r}: give a size such as '16g' or '512m', "
+            "'auto' (this host's memory less a tenth) or 'none'."
+        )
+    return int(float(found.group(1)) * _UNITS[found.group(2)])
 
 
 def run_program(
@@ -160,6 +198,9 @@ def run_program(
     client = connect(target)
     spec.image = ready(client, target, spec.gpus, out=out)
     result = runs.run(client, _fit_to_engine(client, spec, target), watch=watch, out=out)
+    memory = runs.out_of_memory(result, spec)
+    if memory:
+        raise CaffeboxError(memory[0].upper() + memory[1:], exit_code=result.exit_code or 1)
     missing = runs.missing_command(result, spec)
     if missing:
         raise CaffeboxError(missing, exit_code=result.exit_code)

@@ -64,8 +64,8 @@ class Record:
 
     def close_log(self) -> None:
         if self.log is not None:
-            self.log.close()
-            self.log = None
+            log, self.log = self.log, None
+            log.close()  # may raise on a full disk: the caller says so
 
 
 def image_facts(client: docker.DockerClient, image: str) -> dict[str, Any]:

@@ -64,6 +64,9 @@ class RunSpec:
     # The engine is Podman (its tmpfs takes no uid=), rootless (the user is root inside).
     podman: bool = False
     rootless: bool = False
+    # Bounds on a runaway layer: processes (0 = none) and memory in bytes (0 = none).
+    pids_limit: int = 0
+    memory: int = 0
 
 
 def check_layer_dirs(dirs: Iterable[str | os.PathLike[str]], cwd: Path) -> list[Path]:
@@ -130,6 +133,10 @@ def container_options(spec: RunSpec) -> dict[str, Any]:
         env.update(OMP_NUM_THREADS=threads, OPENBLAS_NUM_THREADS=threads)
     env.update(spec.env)
     extra: dict[str, Any] = {"cpuset_cpus": spec.cpuset} if spec.cpuset else {}
+    if spec.pids_limit > 0:
+        extra["pids_limit"] = spec.pids_limit
+    if spec.memory > 0:  # and no swap beyond it: a leak ends, it does not thrash the host
+        extra.update(mem_limit=spec.memory, memswap_limit=spec.memory)
     # Docker: a private HOME owned by the user. Podman refuses a tmpfs's uid=/gid= options;
     # its HOME is a sticky world-writable tmpfs (one user in the container anyway).
     home = "mode=1777" if spec.podman else f"uid={spec.uid},gid={spec.gid},mode=0700"
@@ -212,6 +219,8 @@ class RunResult:
     tail: list[str]
     # The first signal that asked caffebox to stop (SIGINT for Ctrl-C), 0 when none did.
     stop_signal: int = 0
+    # The engine killed it for going over its memory limit.
+    oom_killed: bool = False
 
     @property
     def interrupted(self) -> bool:
@@ -361,12 +370,36 @@ def run(
                 watch.line(line, time.monotonic() - started)
             watch.finish()
             exit_code = _exit_code(container)
+            oom = _oom_killed(container)
         finally:
             try:
                 container.remove(force=True)
             except docker.errors.APIError:  # gone already
                 pass
-    return RunResult(exit_code=exit_code, tail=list(tail), stop_signal=caught[0] if caught else 0)
+    return RunResult(exit_code=exit_code, tail=list(tail), stop_signal=caught[0] if caught else 0,
+                     oom_killed=oom)
+
+
+def _oom_killed(container: Any) -> bool:
+    """The engine's word that the memory limit killed it (exit 137 alone could be anything)."""
+    try:
+        container.reload()
+    except Exception:  # noqa: BLE001 - a fake or ch-run without that state
+        return False
+    return bool((getattr(container, "attrs", {}).get("State") or {}).get("OOMKilled"))
+
+
+def out_of_memory(result: RunResult, spec: RunSpec) -> str:
+    """One paragraph for a run the memory limit ended, or ''."""
+    if not result.oom_killed:
+        return ""
+    limit = f"{spec.memory / 2**30:.1f} GiB" if spec.memory else "the engine's limit"
+    return (
+        f"the container went over its memory limit ({limit}) and was killed (exit "
+        f"{result.exit_code}): a layer that leaks or keeps growing, or a batch too large. "
+        "Check the layer's memory use; raise the limit with the memory_limit setting "
+        "(e.g. INVOKE_CAFFEBOX_MEMORY_LIMIT=32g) if the run really needs more."
+    )
 
 
 def _exited(container: Any) -> bool:

@@ -48,6 +48,11 @@ DEFAULTS: dict[str, Any] = {
         # Let cuDNN run float convolutions in TF32 on Ampere and later (faster, ~1e-3
         # relative error instead of FP32's ~1e-6): CAFFEBOX_CUDNN_TF32=1 in every run.
         "cudnn_tf32": False,
+        # Bounds on a runaway Python layer in every run: processes in the container, and
+        # memory ('auto': this host's memory less a tenth, at least 1 GiB kept for the
+        # host; 'none'; or a size such as '16g').
+        "pids_limit": 4096,
+        "memory_limit": "auto",
         # Debian mirror for `base-image` when the base cannot be pulled.
         "debian_mirror": "http://deb.debian.org/debian",
     }

@@ -40,13 +40,17 @@ def script(
     cwd: Path,
     train_args: list[str],
     python: str = sys.executable,
+    started: frozenset[int] = frozenset(),
 ) -> str:
-    """The sbatch script: task N trains variant N with `python -m caffebox train`."""
+    """The sbatch script: task N trains variant N with `python -m caffebox train`, resuming
+    the variants in `started` (those with a .solverstate) from their newest whole one."""
     solvers = " ".join(shlex.quote(str(v.solver_file.relative_to(cwd))) for v in variants)
+    modes = " ".join("--resume" if i in started else "--overwrite" for i in range(len(variants)))
     args = " ".join(shlex.quote(a) for a in train_args)
     return templates.render(
         SCRIPT, name=root.name, indices=",".join(map(str, indices)), root=str(root),
         cwd=str(cwd), solvers=solvers, python=shlex.quote(python), train_args=args,
+        modes=modes,
     )  # fmt: skip
 
 
@@ -57,10 +61,11 @@ def submit(
     cwd: Path,
     train_args: list[str],
     slurm_args: str,
+    started: frozenset[int] = frozenset(),
 ) -> str:
     """Write the script and sbatch it; returns the job id."""
     path = root / SCRIPT
-    path.write_text(script(root, variants, indices, cwd, train_args))
+    path.write_text(script(root, variants, indices, cwd, train_args, started=started))
     done = _tool("sbatch", ["--parsable", *shlex.split(slurm_args), str(path)])
     if done.returncode != 0:
         raise CaffeboxError(

@@ -95,7 +95,8 @@ def sweep(options: SweepOptions, out: TextIO = sys.stdout) -> int:
             train_args += ["--runtime", options.target.runtime]  # an export on shared storage
         for folder in options.layer_dirs:
             train_args += ["--layers", folder]
-        job = slurm.submit(root, variants, todo, cwd, train_args, options.slurm_args)
+        started = frozenset(i for i in todo if _started(variants[i], cwd))
+        job = slurm.submit(root, variants, todo, cwd, train_args, options.slurm_args, started)
         grid.add_to_file(root, slurm_job=job)
         out.write(f"caffebox: submitted Slurm job array {job} ({len(todo)} tasks); "
                   f"'caffebox sweep --status {root.relative_to(cwd)}' shows it\n")  # fmt: skip
@@ -119,8 +120,8 @@ def sweep(options: SweepOptions, out: TextIO = sys.stdout) -> int:
     devnull = open(os.devnull, "w")
 
     def run_one(variant: grid.GridPoint, slot: int, index: int, caught: list[int]) -> str:
-        started = any(".solverstate" in p.name for p in
-                      solverlib.load(variant.solver_file, cwd).existing_snapshots())  # fmt: skip
+        started = _started(variant, cwd)
+        number = variants.index(variant) + 1  # of all variants, not of those left to run
         plan = training.plan(training.TrainOptions(
             solver=str(variant.solver_file.relative_to(cwd)), image=image,
             layer_dirs=options.layer_dirs, resume=started, overwrite=not started,
@@ -130,7 +131,7 @@ def sweep(options: SweepOptions, out: TextIO = sys.stdout) -> int:
             plan.spec.cpuset = slots[slot]
         where = f"GPU {plan.spec.gpus[0]}" if gpu_list else f"CPUs {slots[slot]}"
         with printing:
-            out.write(f"caffebox: [{index + 1}/{len(variants)}] {variant.name} started ({where})\n")
+            out.write(f"caffebox: [{number}/{len(variants)}] {variant.name} started ({where})\n")
             out.flush()
         bar = ProgressBar(plan.solver.max_iter, stream=sys.stderr, position=index,
                           desc=variant.name[:30])  # fmt: skip
@@ -138,7 +139,7 @@ def sweep(options: SweepOptions, out: TextIO = sys.stdout) -> int:
                                            progress=bar)  # fmt: skip
         bar.finish()
         with printing:
-            out.write(f"caffebox: [{index + 1}/{len(variants)}] {variant.name} "
+            out.write(f"caffebox: [{number}/{len(variants)}] {variant.name} "
                       f"{'finished' if code == 0 else f'failed (exit {code})'}\n")  # fmt: skip
             out.flush()
         return "" if code == 0 else message
@@ -156,6 +157,12 @@ def sweep(options: SweepOptions, out: TextIO = sys.stdout) -> int:
         out.write(f"caffebox: sweep stopped by a signal; finish it with '{again} --resume'\n")
         return 128 + caught[0]
     return code
+
+
+def _started(variant: grid.GridPoint, cwd: Path) -> bool:
+    """The variant has a .solverstate from an earlier run: continue it, do not restart."""
+    return any(".solverstate" in p.name
+               for p in solverlib.load(variant.solver_file, cwd).existing_snapshots())  # fmt: skip
 
 
 def _states_line(states: dict[int, str]) -> str:

@@ -59,10 +59,15 @@ class LogWatch:
 
     def __init__(self, bar: ProgressBar, record: TextIO | None = None) -> None:
         self.log, self.bar, self.record = TrainingLog(), bar, record
+        self.record_error = ""
 
     def line(self, text: str, seconds: float) -> None:
         if self.record is not None:
-            self.record.write(text + "\n")
+            try:
+                self.record.write(text + "\n")
+            except OSError as exc:  # a full disk: training goes on, the record stops here
+                self.record_error = exc.strerror or str(exc)
+                self.record = None
         if self.log.feed(text, seconds):
             self.bar.update(self.log.iteration, self.log.loss, self.log.final_test())
         self.bar.draw()
@@ -202,6 +207,9 @@ def explain_failure(result: TrainedRun, train_plan: TrainPlan) -> str:
     missing = runs.missing_command(result, train_plan.spec)
     if missing:
         return missing
+    memory = runs.out_of_memory(result, train_plan.spec)
+    if memory:
+        return f"caffe was stopped: {memory}"
     text = "\n".join(result.tail)
     if "AttributeError: module" in text and "has no attribute" in text:
         return (
@@ -363,7 +371,8 @@ def run_recorded(
         ran = runs.run(
             client, train_plan.spec, watch=watch, out=out, caught=caught, asking=ASKING
         )
-        result = TrainedRun(ran.exit_code, ran.tail, ran.stop_signal, log=watch.log)
+        result = TrainedRun(ran.exit_code, ran.tail, ran.stop_signal, ran.oom_killed,
+                            log=watch.log)
         code, message = outcome(result, train_plan)
         out.write(summary(result, train_plan.solver.max_iter, train_plan.solver.cwd) + "\n")
     finally:
@@ -373,17 +382,35 @@ def run_recorded(
             with contextlib.suppress(OSError):
                 record.folder.parent.rmdir()
         else:
-            records.finish(
-                record,
-                solver=train_plan.solver,
-                command=records.argv(),
-                container_command=train_plan.spec.command,
-                image=records.image_facts(client, train_plan.spec.image),
-                layer_dirs=[str(d) for d in train_plan.spec.layer_dirs],
-                log=result.log,
-                exit_code=code,
-                outcome=message,
-            )
-            plots.plot_record(record.folder)
-            out.write(f"caffebox: run record: {record.folder}\n")
+            _finish_record(record, train_plan, client, result, code, message, watch, out)
     return code, message
+
+
+def _finish_record(record: records.Record, train_plan: TrainPlan, client: docker.DockerClient,
+                   result: TrainedRun, code: int, message: str, watch: LogWatch,
+                   out: TextIO) -> None:  # fmt: skip
+    """The run's CSV, run.json and curves; on a full disk one line that says the record is
+    incomplete, never a traceback (the training itself ended as said above)."""
+    problem = watch.record_error
+    try:
+        records.finish(
+            record,
+            solver=train_plan.solver,
+            command=records.argv(),
+            container_command=train_plan.spec.command,
+            image=records.image_facts(client, train_plan.spec.image),
+            layer_dirs=[str(d) for d in train_plan.spec.layer_dirs],
+            log=result.log,
+            exit_code=code,
+            outcome=message,
+        )
+        plots.plot_record(record.folder)
+    except OSError as exc:
+        problem = exc.strerror or str(exc)
+        with contextlib.suppress(OSError):
+            record.close_log()
+    if problem:
+        out.write(f"caffebox: the run record in {record.folder} is incomplete ({problem}): "
+                  "free space there; the run itself ended as said above\n")  # fmt: skip
+    else:
+        out.write(f"caffebox: run record: {record.folder}\n")

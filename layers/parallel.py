@@ -112,7 +112,11 @@ def worker(rank: int, gpus: list[int], solver_file: str, weights: str, snapshot:
             solver.restore(snapshot)
         elif weights:
             for path in weights.split(","):
+                if rank == 0:  # what `caffe train -weights` logs: caffebox train checks it
+                    _log(f"Finetuning from {path}")
                 solver.net.copy_from(path)
+                for net in solver.test_nets:
+                    net.copy_from(path)
         if rank == 0:
             # Rank 0 makes NCCL's uid, not the parent: its bootstrap root (a thread and a
             # socket) lives in the process that made it, and making it may touch CUDA

@@ -100,5 +100,29 @@ def test_slurm_script(digits, tmp_path):
     text = slurm.script(root, variants, [0, 2], digits.cwd, ["--image", "caffebox:cpu"], "py")
     assert "#SBATCH --array=0,2" in text
     assert f"#SBATCH --chdir={digits.cwd}" in text
-    assert 'exec py -m caffebox train "$solver" --overwrite --image caffebox:cpu' in text
+    assert 'exec py -m caffebox train "$solver" "$mode" --image caffebox:cpu' in text
+    assert "modes=(--overwrite --overwrite --overwrite)" in text
     assert text.count(".prototxt") == 3
+
+
+def test_a_resumed_slurm_sweep_continues_started_variants(digits, tmp_path):
+    """The array script once ran `train --overwrite` for every task: a resumed sweep
+    restarted runs that had snapshots. Run as Slurm would run task 2 (python: echo)."""
+    import subprocess
+
+    settings = [grid.parse_setting("base_lr=0.01,0.1,1")]
+    root = grid.sweep_root(digits, settings)
+    variants = grid.write_variants(digits, settings, root)
+    text = slurm.script(root, variants, [0, 2], digits.cwd, ["--image", "i"], "echo",
+                        started=frozenset({2}))  # fmt: skip
+    script = tmp_path / "array.sbatch"
+    script.write_text(text)
+    said = {}
+    for task in (0, 2):
+        done = subprocess.run(["bash", str(script)], capture_output=True, text=True,
+                              env={"SLURM_ARRAY_TASK_ID": str(task), "PATH": "/usr/bin:/bin",
+                                   "DOCKER_HOST": "unix:///x"})  # fmt: skip
+        assert done.returncode == 0, done.stderr
+        said[task] = done.stdout.strip().splitlines()[-1]
+    assert said[0].startswith("-m caffebox train ") and " --overwrite --image i" in said[0]
+    assert " --resume --image i" in said[2]

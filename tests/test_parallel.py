@@ -37,6 +37,9 @@ class _Net:
     def after_backward(self, nccl):
         pass
 
+    def copy_from(self, path: str) -> None:
+        self.copied = [*getattr(self, "copied", []), path]
+
 
 def _fake_caffe(record_dir, max_iter=10, display=4, fail=None, snapshot=0):
     """A caffe module whose solver logs steps; `fail` = (rank, 'raise' | 'abort')."""
@@ -225,3 +228,15 @@ def test_the_stop_decision_is_one_for_all_ranks():
         proc.join(timeout=60)
     # This round: both go on (the request came after the barrier); next round: both stop.
     assert [r[1:] for r in results] == [(False, True), (False, True)]
+
+
+def test_finetuning_is_logged_as_caffe_logs_it(fake_caffe, capfd):
+    """A multi-GPU run with Python layers and --weights exited 1 "trained from scratch":
+    train checks the log for 'Finetuning from', which only Caffe's own tool wrote."""
+    fake_caffe(max_iter=4, display=4)
+    assert parallel.run("solver.prototxt", [0, 1], weights="w.caffemodel") == 0
+    from caffebox.caffelog import parse
+
+    err = capfd.readouterr().err
+    assert parse(err).finetuned_from, err
+    assert err.count("Finetuning from w.caffemodel") == 1

@@ -16,8 +16,11 @@ class FakeContainer:
     """Prints `lines`, then trains on until a signal; SIGINT makes it snapshot and stop
     unless `deaf`, SIGKILL always ends it."""
 
-    def __init__(self, lines: list[str], deaf: bool = False, start_error=None, forever=True):
+    def __init__(self, lines: list[str], deaf: bool = False, start_error=None, forever=True,
+                 oom_killed: bool = False):  # fmt: skip
         self.lines, self.deaf, self.start_error, self.forever = lines, deaf, start_error, forever
+        # What the engine's inspect says after the run (the memory limit killed it).
+        self.attrs = {"State": {"OOMKilled": oom_killed}}
         # Called once its lines are out: the moment a test's "user" presses Ctrl-C.
         self.on_running = lambda: None
         self.killed: list[int] = []
@@ -43,6 +46,9 @@ class FakeContainer:
         self.killed.append(signal)
         if signal == 9 or not self.deaf:
             self.ended.set()
+
+    def reload(self):
+        pass
 
     def wait(self, timeout=None):
         return {"StatusCode": 137 if signal.SIGKILL in self.killed else 0}
@@ -112,7 +118,8 @@ class FakeEngine:
         self.images, self.containers, self.api = _Images(self), _Containers(self), _Api(self)
 
     def info(self) -> dict[str, Any]:
-        return {"Runtimes": {r: {} for r in self.runtimes}, "SecurityOptions": []}
+        return {"Runtimes": {r: {} for r in self.runtimes}, "SecurityOptions": [],
+                "MemTotal": 8 * 2**30}
 
     def version(self) -> dict[str, Any]:
         return {"Components": [{"Name": "Engine"}]}
