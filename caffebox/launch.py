@@ -153,12 +153,27 @@ def _fit_to_engine(client: docker.DockerClient, spec: runs.RunSpec, target: Targ
     spec.env = {**dict(target.env), **spec.env}
     spec.podman = engine.is_podman(client)
     spec.rootless = spec.podman and engine.is_rootless(client)
+    if spec.podman:
+        spec.ulimits = host_ulimits()
     if target.runtime == "docker":  # ch-run has no cgroups of its own to set
         spec.pids_limit = target.pids_limit
         # Rootless Podman may not own a memory cgroup (cgroup v1, no delegation).
         if not spec.rootless:
             spec.memory = memory_bytes(target.memory_limit, _engine_memory(client))
     return spec
+
+
+def host_ulimits() -> tuple[tuple[str, int, int], ...]:
+    """nofile and nproc as this host lets its processes have them: limits Podman can always
+    set (it otherwise raises them, which fails where root lacks CAP_SYS_RESOURCE)."""
+    import resource
+
+    found = []
+    for name, which in (("nofile", resource.RLIMIT_NOFILE), ("nproc", resource.RLIMIT_NPROC)):
+        soft, hard = resource.getrlimit(which)
+        found.append((name, -1 if soft == resource.RLIM_INFINITY else soft,
+                      -1 if hard == resource.RLIM_INFINITY else hard))  # fmt: skip
+    return tuple(found)
 
 
 def _engine_memory(client: docker.DockerClient) -> int:

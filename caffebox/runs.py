@@ -67,6 +67,9 @@ class RunSpec:
     # Bounds on a runaway layer: processes (0 = none) and memory in bytes (0 = none).
     pids_limit: int = 0
     memory: int = 0
+    # (name, soft, hard) resource limits asked for explicitly: Podman otherwise raises
+    # nofile/nproc past what root may set where it lacks CAP_SYS_RESOURCE (-1: unlimited).
+    ulimits: tuple[tuple[str, int, int], ...] = ()
 
 
 def check_layer_dirs(dirs: Iterable[str | os.PathLike[str]], cwd: Path) -> list[Path]:
@@ -137,6 +140,8 @@ def container_options(spec: RunSpec) -> dict[str, Any]:
         extra["pids_limit"] = spec.pids_limit
     if spec.memory > 0:  # and no swap beyond it: a leak ends, it does not thrash the host
         extra.update(mem_limit=spec.memory, memswap_limit=spec.memory)
+    if spec.ulimits:
+        extra["ulimits"] = [docker.types.Ulimit(name=n, soft=s, hard=h) for n, s, h in spec.ulimits]
     # Docker: a private HOME owned by the user. Podman refuses a tmpfs's uid=/gid= options;
     # its HOME is a sticky world-writable tmpfs (one user in the container anyway).
     home = "mode=1777" if spec.podman else f"uid={spec.uid},gid={spec.gid},mode=0700"

@@ -107,3 +107,18 @@ def test_a_full_disk_at_the_end_is_one_line(tmp_path, monkeypatch):
                               "space left on device): free space there; the run itself ended "
                               "as said above\n")  # fmt: skip
     assert Path(record.folder).is_dir()
+
+
+def test_podman_is_asked_for_the_hosts_own_nofile_and_nproc(tmp_path, monkeypatch):
+    """Root without CAP_SYS_RESOURCE (this CI machine): Podman's own defaults raise these
+    limits and every container failed with 'error setting rlimit type 7'."""
+    import resource
+
+    from caffebox import engine
+
+    monkeypatch.setattr(engine, "is_podman", lambda client: True)
+    monkeypatch.setattr(engine, "is_rootless", lambda client: False)
+    spec = launch._fit_to_engine(FakeEngine(), _spec(tmp_path), launch.Target("caffebox:cpu"))
+    ulimits = {u["Name"]: (u["Soft"], u["Hard"]) for u in runs.container_options(spec)["ulimits"]}
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    assert ulimits["nofile"] == (soft, hard) and set(ulimits) == {"nofile", "nproc"}
