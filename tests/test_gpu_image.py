@@ -178,3 +178,46 @@ def test_gradcheck_checks_on_one_gpu(tmp_path, image):
     done = invoke("gradcheck", "caffebox_layers.losses.EuclideanLoss", "--input", "a=2",
                   "--input", "b=2", "--gpu", "0,1", "--image", image, cwd=tmp_path)  # fmt: skip
     assert done.returncode == 2 and "name one GPU" in done.stderr
+
+
+# A project's own CUDA code (as py-faster-rcnn's gpu_nms), written here: a kernel marking
+# the box pairs that overlap more than a threshold, and a C entry point a Cython or ctypes
+# wrapper would call.
+TOY_CU = r"""
+#include <cuda_runtime.h>
+__global__ void overlap_mask(int n, const float* boxes, float thresh, unsigned char* mask) {
+  int i = blockIdx.x * blockDim.x + threadIdx.x, j = blockIdx.y * blockDim.y + threadIdx.y;
+  if (i >= n || j >= n) return;
+  const float *a = boxes + 4 * i, *b = boxes + 4 * j;
+  float w = fminf(a[2], b[2]) - fmaxf(a[0], b[0]) + 1;
+  float h = fminf(a[3], b[3]) - fmaxf(a[1], b[1]) + 1;
+  float inter = (w > 0 && h > 0) ? w * h : 0;
+  float sa = (a[2] - a[0] + 1) * (a[3] - a[1] + 1), sb = (b[2] - b[0] + 1) * (b[3] - b[1] + 1);
+  mask[i * n + j] = inter / (sa + sb - inter) > thresh;
+}
+extern "C" int toy_overlap_mask(int n, const float* boxes, float thresh, unsigned char* mask) {
+  float* d_boxes; unsigned char* d_mask;
+  cudaMalloc(&d_boxes, 16 * n); cudaMalloc(&d_mask, n * n);
+  cudaMemcpy(d_boxes, boxes, 16 * n, cudaMemcpyHostToDevice);
+  dim3 block(16, 16), grid((n + 15) / 16, (n + 15) / 16);
+  overlap_mask<<<grid, block>>>(n, d_boxes, thresh, d_mask);
+  cudaMemcpy(mask, d_mask, n * n, cudaMemcpyDeviceToHost);
+  cudaFree(d_boxes); cudaFree(d_mask);
+  return (int)cudaGetLastError();
+}
+"""
+
+
+def test_a_projects_cuda_extension_compiles_for_sm_90(engine, gpu_image):
+    """The base's nvcc (NVIDIA's wheels) builds a project's .cu for sm_90 without a GPU: a
+    shared library exporting its entry point, and a cubin whose ELF header says SM 90."""
+    script = (
+        f"mkdir -p /tmp/p && cd /tmp/p && cat > toy.cu <<'EOF'\n{TOY_CU}\nEOF\n"
+        "nvcc -arch=sm_90 -Xcompiler -fPIC -shared -o libtoy.so toy.cu -lcudart && "
+        "nvcc -arch=sm_90 -cubin -o toy.cubin toy.cu && "
+        "nm -D libtoy.so | grep -c ' T toy_overlap_mask' && "
+        "python3 -c \"import struct; d = open('toy.cubin', 'rb').read(); "
+        "print('elf', d[:4] == b'\\x7fELF', 'sm', struct.unpack_from('<I', d, 48)[0] & 0xff)\""
+    )
+    out = _run(engine, gpu_image, script)
+    assert "elf True sm 90" in out, out
