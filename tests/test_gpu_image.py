@@ -210,14 +210,15 @@ extern "C" int toy_overlap_mask(int n, const float* boxes, float thresh, unsigne
 
 def test_a_projects_cuda_extension_compiles_for_sm_90(engine, gpu_image):
     """The base's nvcc (NVIDIA's wheels) builds a project's .cu for sm_90 without a GPU: a
-    shared library exporting its entry point, and a cubin whose ELF header says SM 90."""
+    shared library exporting its entry point, and a cubin whose ELF header says SM 90
+    (CUDA 13's cubins keep the SM in e_flags' second byte: 0x6005a04 for sm_90, seen here)."""
     script = (
         f"mkdir -p /tmp/p && cd /tmp/p && cat > toy.cu <<'EOF'\n{TOY_CU}\nEOF\n"
         "nvcc -arch=sm_90 -Xcompiler -fPIC -shared -o libtoy.so toy.cu -lcudart && "
         "nvcc -arch=sm_90 -cubin -o toy.cubin toy.cu && "
         "nm -D libtoy.so | grep -c ' T toy_overlap_mask' && "
         "python3 -c \"import struct; d = open('toy.cubin', 'rb').read(); "
-        "print('elf', d[:4] == b'\\x7fELF', 'sm', struct.unpack_from('<I', d, 48)[0] & 0xff)\""
+        "print('elf', d[:4] == b'\\x7fELF', 'sm', struct.unpack_from('<I', d, 48)[0] >> 8 & 0xff)\""
     )
     out = _run(engine, gpu_image, script)
     assert "elf True sm 90" in out, out
