@@ -163,17 +163,23 @@ def _fit_to_engine(client: docker.DockerClient, spec: runs.RunSpec, target: Targ
     return spec
 
 
+# Processes a run may have under Podman: what containers.conf's example sets. The host's
+# own nproc (96369 here) was refused all the same ("error setting rlimit type 6": runc
+# sets it from a context with less), 4096 was not; pids_limit bounds the container anyway.
+PODMAN_NPROC = 4096
+
+
 def host_ulimits() -> tuple[tuple[str, int, int], ...]:
-    """nofile and nproc as this host lets its processes have them: limits Podman can always
-    set (it otherwise raises them, which fails where root lacks CAP_SYS_RESOURCE)."""
+    """nofile as this host lets its processes have it and a modest nproc: limits Podman
+    can set (it otherwise raises both, which fails where root lacks CAP_SYS_RESOURCE)."""
     import resource
 
-    found = []
-    for name, which in (("nofile", resource.RLIMIT_NOFILE), ("nproc", resource.RLIMIT_NPROC)):
-        soft, hard = resource.getrlimit(which)
-        found.append((name, -1 if soft == resource.RLIM_INFINITY else soft,
-                      -1 if hard == resource.RLIM_INFINITY else hard))  # fmt: skip
-    return tuple(found)
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    nofile = ("nofile", -1 if soft == resource.RLIM_INFINITY else soft,
+              -1 if hard == resource.RLIM_INFINITY else hard)  # fmt: skip
+    nproc = min([PODMAN_NPROC, *(v for v in resource.getrlimit(resource.RLIMIT_NPROC)
+                                 if v != resource.RLIM_INFINITY)])  # fmt: skip
+    return (nofile, ("nproc", nproc, nproc))
 
 
 def _engine_memory(client: docker.DockerClient) -> int:

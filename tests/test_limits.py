@@ -122,3 +122,4 @@ def test_podman_is_asked_for_the_hosts_own_nofile_and_nproc(tmp_path, monkeypatc
     ulimits = {u["Name"]: (u["Soft"], u["Hard"]) for u in runs.container_options(spec)["ulimits"]}
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     assert ulimits["nofile"] == (soft, hard) and set(ulimits) == {"nofile", "nproc"}
+    assert ulimits["nproc"][0] == ulimits["nproc"][1] <= 4096
