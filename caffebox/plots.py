@@ -65,8 +65,11 @@ def plot(folders: list[Path], out: Path, labels: list[str] | None = None) -> Pat
         right.text(0.5, 0.5, "no test pass in the log", ha="center", transform=right.transAxes)
     fig.tight_layout()
     out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out)
-    plt.close(fig)
+    try:
+        with records.whole(out) as part:
+            fig.savefig(part, format=out.suffix.lstrip(".") or "png")
+    finally:
+        plt.close(fig)
     return out
 
 
@@ -76,6 +79,8 @@ def plot_record(folder: Path) -> None:
         plot([folder], folder / records.PNG)
     except NoMatplotlib:
         pass  # the CSV has the numbers; `caffebox plot` says how to get plots
+    except OSError:
+        raise  # a full disk: training says so for the whole record
     except Exception as exc:  # noqa: BLE001 - a plot must never cost the record
         (folder / "curves.error.txt").write_text(f"{type(exc).__name__}: {exc}\n")
 

@@ -15,6 +15,8 @@ import os
 import platform
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
@@ -59,7 +61,8 @@ class Record:
             except FileExistsError:
                 continue
         record = cls(folder=folder)
-        record.log = open(folder / LOG, "w", encoding="utf-8")
+        # Line by line: a disk that fills keeps every line written before it did.
+        record.log = open(folder / LOG, "w", encoding="utf-8", buffering=1)
         return record
 
     def close_log(self) -> None:
@@ -86,9 +89,22 @@ def image_facts(client: docker.DockerClient, image: str) -> dict[str, Any]:
     }
 
 
+@contextmanager
+def whole(path: Path) -> Iterator[Path]:
+    """Yields a temporary name beside `path`, renamed to it once written: each file caffebox
+    writes is whole or absent (a full disk leaves no half file); the partial one is removed."""
+    part = path.with_name(path.name + ".part")
+    try:
+        yield part
+        os.replace(part, path)
+    finally:
+        with suppress(OSError):
+            part.unlink()
+
+
 def write_csv(path: Path, rows: dict[int, dict[str, float]]) -> None:
     columns = caffelog.columns(rows)
-    with open(path, "w", newline="", encoding="utf-8") as f:
+    with whole(path) as part, open(part, "w", newline="", encoding="utf-8") as f:
         writer = csv.DictWriter(f, fieldnames=columns, restval="")
         writer.writeheader()
         for iteration in sorted(rows):
@@ -143,7 +159,8 @@ def finish(
             "user": os.getuid(),
         },  # fmt: skip
     }
-    (record.folder / META).write_text(json.dumps(meta, indent=2, allow_nan=True) + "\n")
+    with whole(record.folder / META) as part:
+        part.write_text(json.dumps(meta, indent=2, allow_nan=True) + "\n")
     return record.folder
 
 

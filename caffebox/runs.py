@@ -164,7 +164,9 @@ def container_options(spec: RunSpec) -> dict[str, Any]:
         "network_mode": "none",
         "security_opt": ["no-new-privileges"],
         "cap_drop": ["ALL"],
-        "tmpfs": {CONTAINER_HOME: home},
+        # The image's files read-only: a layer writes to the project, HOME or /tmp only.
+        "read_only": True,
+        "tmpfs": {CONTAINER_HOME: home, "/tmp": "mode=1777"},
         "labels": {RUN_LABEL: "1"},
         "device_requests": gpus.device_requests(spec.gpus),
         "detach": True,

@@ -26,6 +26,9 @@ from caffebox.progress import ProgressBar, format_value
 
 _IMPORT_ERRORS = ("ModuleNotFoundError", "ImportError", "No module named")
 _BAD_WEIGHTS = ("Failed to parse NetParameter file", "Check failed: ReadProtoFromBinaryFile")
+# What Caffe and Python print when a write fails for lack of space, or no process can start.
+_NO_SPACE = ("SerializeToOstream", "No space left on device", "Failed to write")
+_NO_PROCESS = ("Resource temporarily unavailable", "can't start new thread")
 _NO_GPU_ERRORS = ("no CUDA-capable device is detected", "CUDA driver version is insufficient")
 
 
@@ -57,9 +60,11 @@ class TrainedRun(runs.RunResult):
 class LogWatch:
     """Follows Caffe's output: the log parsed, the progress bar, the record's train.log."""
 
-    def __init__(self, bar: ProgressBar, record: TextIO | None = None) -> None:
+    def __init__(self, bar: ProgressBar, record: TextIO | None = None,
+                 space: DiskCheck | None = None, out: TextIO = sys.stdout) -> None:  # fmt: skip
         self.log, self.bar, self.record = TrainingLog(), bar, record
         self.record_error = ""
+        self.space, self.out = space, out
 
     def line(self, text: str, seconds: float) -> None:
         if self.record is not None:
@@ -70,6 +75,11 @@ class LogWatch:
                 self.record = None
         if self.log.feed(text, seconds):
             self.bar.update(self.log.iteration, self.log.loss, self.log.final_test())
+        if self.space is not None and len(self.log.solverstates()) == 1:
+            warning, self.space = self.space.after_first(self.log), None
+            if warning:
+                self.bar.clear()
+                self.out.write(f"caffebox: {warning}\n")
         self.bar.draw()
 
     def clear(self) -> None:
@@ -77,6 +87,48 @@ class LogWatch:
 
     def finish(self) -> None:
         self.bar.finish()
+
+
+def mount_point(path: Path) -> Path:
+    path = path.resolve()
+    while not path.is_mount() and path != path.parent:
+        path = path.parent
+    return path
+
+
+def _size(n: float) -> str:
+    if n >= 2**30:
+        return f"{n / 2**30:.1f} GiB"
+    return f"{n / 2**20:.1f} MB" if n >= 2**20 else f"{n / 2**10:.0f} KB"
+
+
+@dataclass
+class DiskCheck:
+    """After the first snapshot: is there room for the snapshots still to come?"""
+
+    cwd: Path
+    folder: Path
+    max_iter: int
+    interval: int  # solver `snapshot` (0: only the one at the end)
+
+    def after_first(self, log: TrainingLog) -> str:
+        """One warning line when the free space is less than what is still to come."""
+        state = self.cwd / log.solverstates()[-1]
+        models = [self.cwd / s for s in log.snapshots if ".solverstate" not in s]
+        try:
+            size = state.stat().st_size + (models[-1].stat().st_size if models else 0)
+            free = shutil.disk_usage(self.folder).free
+        except OSError:
+            return ""
+        done = log.iteration
+        left = (self.max_iter // self.interval - done // self.interval) if self.interval else 0
+        if not self.interval or self.max_iter % self.interval:
+            left += 1  # the snapshot after the last iteration
+        if left * size <= free:
+            return ""
+        return (f"{left} more snapshot(s) of {_size(size)} each ({_size(left * size)}) will "
+                f"not fit: {mount_point(self.folder)} has {_size(free)} free. Free space, or "
+                "snapshot less often (solver 'snapshot').")  # fmt: skip
 
 
 @dataclass
@@ -211,6 +263,16 @@ def explain_failure(result: TrainedRun, train_plan: TrainPlan) -> str:
     if memory:
         return f"caffe was stopped: {memory}"
     text = "\n".join(result.tail)
+    full = _disk_full(text, train_plan.solver)
+    if full:
+        return f"caffe exited with {result.exit_code}: {full}"
+    if train_plan.spec.pids_limit and any(m in text for m in _NO_PROCESS):
+        return (
+            f"caffe exited with {result.exit_code}: a layer could not start another process "
+            f"or thread: the container may have at most {train_plan.spec.pids_limit} (the "
+            "pids_limit setting), which a layer that forks in a loop reaches. Fix the layer, "
+            "or raise pids_limit if the run really needs more."
+        )
     if "AttributeError: module" in text and "has no attribute" in text:
         return (
             f"caffe exited with {result.exit_code}: a Python layer's module imported, but it "
@@ -268,6 +330,24 @@ def explain_failure(result: TrainedRun, train_plan: TrainPlan) -> str:
         )
         return f"caffe exited with {result.exit_code}: {gpu}."
     return f"caffe exited with {result.exit_code}; the log above shows why."
+
+
+def _disk_full(text: str, solver: solverlib.Solver) -> str:
+    """The paragraph for a snapshot the disk had no room for, or ''."""
+    if not any(marker in text for marker in _NO_SPACE):
+        return ""
+    try:
+        free = shutil.disk_usage(solver.snapshot_dir).free
+    except OSError:
+        return ""
+    pair, _ = snapshots.newest_whole(solver.snapshot_dir, solver.prefix_name, solver.cwd)
+    kept = "No whole snapshot was written before it: free space and start again."
+    if pair is not None and solver.cwd in pair.state.parents:
+        kept = (f"The whole snapshots before it are untouched (newest: "
+                f"{pair.state.relative_to(solver.cwd)}): free space, then resume with --resume.")
+    return (f"the disk is full: Caffe could not write its snapshot under "
+            f"{solver.snapshot_prefix} ({mount_point(solver.snapshot_dir)} has {_size(free)} "
+            f"free). {kept}")
 
 
 def whole_snapshot(log: TrainingLog, cwd: Path | None) -> snapshots.Pair | None:
@@ -366,7 +446,11 @@ def run_recorded(
     code, message = 1, "caffebox ended before the run did"
     result = None
     bar = progress or ProgressBar(train_plan.solver.max_iter, stream=sys.stderr)
-    watch = LogWatch(bar, record.log)
+    solver = train_plan.solver
+    interval = solver.params.first("snapshot", 0)
+    space = DiskCheck(solver.cwd, solver.snapshot_dir, solver.max_iter,
+                      int(interval) if str(interval).isdigit() else 0)  # fmt: skip
+    watch = LogWatch(bar, record.log, space, out)
     try:
         ran = runs.run(
             client, train_plan.spec, watch=watch, out=out, caught=caught, asking=ASKING

@@ -57,4 +57,5 @@ def test_a_fork_loop_stops_at_the_pids_limit(open_dir, image):
                     timeout=300)  # fmt: skip
     assert done.returncode != 0
     assert "Resource temporarily unavailable" in done.stdout + done.stderr
-    assert_one_paragraph(done, done.returncode, r"a Python layer raised an error")
+    said = r"could not start another process or thread: the container may have at most 64 "
+    assert_one_paragraph(done, done.returncode, said + r"\(the pids_limit setting\)")
