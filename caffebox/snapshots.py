@@ -74,12 +74,34 @@ def _problem(path: Path) -> str:
     if not data:
         return "is empty"
     if path.suffix == ".h5":
-        return ""
+        return _hdf5_problem(data)
     try:
         fields(data)
     except Truncated:
         return f"cut short at {_size(len(data))}"
     return ""
+
+
+HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
+
+
+def _hdf5_problem(data: bytes) -> str:
+    """An HDF5 file (snapshot_format: HDF5) is cut short when its superblock's end-of-file
+    address lies past the bytes there are (HDF5's file format, superblock versions 0 to 3)."""
+    if not data.startswith(HDF5_SIGNATURE) or len(data) < 12:
+        return "is not an HDF5 file"
+    version = data[8]
+    if version in (0, 1):
+        width, at = data[13], 24 + (4 if version == 1 else 0)
+        at += 2 * width  # base address, free-space address: then the end-of-file address
+    elif version in (2, 3):
+        width, at = data[9], 12 + 2 * data[9]
+    else:
+        return ""  # a newer superblock: not read here
+    if width not in (2, 4, 8) or len(data) < at + width:
+        return f"cut short at {_size(len(data))}"
+    end = int.from_bytes(data[at : at + width], "little")
+    return f"cut short at {_size(len(data))}" if end > len(data) else ""
 
 
 def _size(n: int) -> str:

@@ -125,3 +125,29 @@ def test_the_summary_names_only_a_whole_pair(project):
     plan = _plan(project, overwrite=True)
     assert "--snapshot 'snaps/run_iter_200.solverstate'" in training._resume_hint(result, plan)
     solverlib.load("solver.prototxt", project)
+
+
+def _hdf5(version: int, end: int, size: int) -> bytes:
+    """A file starting with an HDF5 superblock whose end-of-file address is `end`."""
+    if version == 0:
+        head = snapshots.HDF5_SIGNATURE + bytes([0, 0, 0, 0, 0, 8, 8, 0]) + b"\x00" * 8
+        head += (0).to_bytes(8, "little") + (2**64 - 1).to_bytes(8, "little")
+    else:
+        head = snapshots.HDF5_SIGNATURE + bytes([2, 8, 8, 0]) + (0).to_bytes(8, "little")
+        head += (2**64 - 1).to_bytes(8, "little")
+    head += end.to_bytes(8, "little")
+    return head + b"\x00" * (size - len(head))
+
+
+@pytest.mark.parametrize("version", [0, 2])
+def test_hdf5_snapshots_cut_short_are_seen(tmp_path, version):
+    state = tmp_path / "run_iter_100.solverstate.h5"
+    model = tmp_path / "run_iter_100.caffemodel.h5"
+    state.write_bytes(_hdf5(version, 4000, 4000))
+    model.write_bytes(_hdf5(version, 9000, 9000))
+    assert snapshots.check_pair(state, tmp_path).whole
+    model.write_bytes(_hdf5(version, 9000, 9000)[:5000])
+    pair = snapshots.check_pair(state, tmp_path)
+    assert pair.bad == model and pair.why == "cut short at 5 KB"
+    state.write_bytes(b"not hdf5")
+    assert snapshots.check_pair(state, tmp_path).why == "is not an HDF5 file"

@@ -34,3 +34,23 @@ def test_resume_passes_over_a_snapshot_cut_short(open_dir, image):
     assert model.stat().st_size == whole  # the resumed run wrote iteration 300 again, whole
     assert "'snapshots/digits_iter_400.caffemodel', 'snapshots/digits_iter_400.solverstate'" \
         in done.stdout  # fmt: skip
+
+
+def test_resume_passes_over_an_hdf5_snapshot_cut_short(open_dir, image):
+    project = digits_project(open_dir)
+    solver = project / "examples" / "digits" / "solver.prototxt"
+    text = solver.read_text().replace("max_iter: 1500", "max_iter: 200")
+    solver.write_text(text.replace("snapshot: 500", "snapshot: 100\nsnapshot_format: HDF5"))
+    env = {**os.environ, "INVOKE_CAFFEBOX_IMAGE": image}
+    done = caffebox("train", "examples/digits/solver.prototxt", cwd=project, env=env)
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    assert "'snapshots/digits_iter_200.caffemodel.h5', 'snapshots/digits_iter_200" \
+        ".solverstate.h5'" in done.stdout  # fmt: skip
+    model = project / "snapshots" / "digits_iter_200.caffemodel.h5"
+    model.write_bytes(model.read_bytes()[:4096])
+    solver.write_text(solver.read_text().replace("max_iter: 200", "max_iter: 300"))
+    done = caffebox("train", "examples/digits/solver.prototxt", "--resume", cwd=project, env=env)
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    assert "caffebox: skipped snapshots/digits_iter_200.caffemodel.h5: cut short at 4 KB" \
+        in done.stdout  # fmt: skip
+    assert re.search(r"Resuming from \S*snapshots/digits_iter_100\.solverstate\.h5", done.stdout)
