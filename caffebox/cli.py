@@ -132,7 +132,7 @@ build_cpu = _build_task(
 @friendly
 def train(c: Context, solver: str, layers: list[str] | None = None, weights: str = "",
           snapshot: str = "", resume: bool = False, image: str = "", gpu: str = "",
-          overwrite: bool = False, runtime: str = "") -> None:  # fmt: skip
+          overwrite: bool = False, runtime: str = "", memory: str = "") -> None:  # fmt: skip
     """Run `caffe train -solver SOLVER` in the image, as you, in the current directory."""
     from caffebox import launch, training
 
@@ -141,7 +141,7 @@ def train(c: Context, solver: str, layers: list[str] | None = None, weights: str
         solver=solver, image=image or s.image, layer_dirs=layers or [], weights=weights,
         snapshot=snapshot, resume=resume, gpu=gpu, overwrite=overwrite,
     )  # fmt: skip
-    target = launch.Target.from_settings(s, image, runtime)
+    target = _target(c, image, runtime, memory)
     options.image = target.image
     code, message = launch.train(target, training.plan(options))
     if code != 0:
@@ -170,9 +170,19 @@ def test(c: Context, unit: bool = False, image: str = "", pytest_args: str = "")
         raise Exit(code=result.exited)
 
 
+def _target(c: Context, image: str = "", runtime: str = "", memory: str = "") -> Any:
+    """The image a task runs, from its options and the settings (--memory overrides the
+    memory_limit setting for this run)."""
+    from caffebox import launch
+
+    if memory:
+        c.config.caffebox.memory_limit = memory
+    return launch.Target.from_settings(_settings(c), image, runtime)
+
+
 def _run_tool(
     c: Context, command: list[str], layers: list[str] | None, image: str, gpu: str = "",
-    runtime: str = "", modules: tuple[str, ...] = (),
+    runtime: str = "", modules: tuple[str, ...] = (), memory: str = "",
 ) -> None:
     """Run a command in the image as `train` runs Caffe: cwd mounted, layer dirs on PYTHONPATH,
     the --gpu devices handed in (seen inside as 0..n-1); `modules` (of the layer dirs) must
@@ -180,7 +190,7 @@ def _run_tool(
     from caffebox import gpus, launch, layer_sources, runs
 
     cwd = Path.cwd().resolve()
-    target = launch.Target.from_settings(_settings(c), image, runtime)
+    target = _target(c, image, runtime, memory)
     spec = runs.RunSpec(
         image=target.image, command=command, cwd=cwd,
         layer_dirs=runs.check_layer_dirs(layers or [], cwd),
@@ -198,7 +208,7 @@ def gradcheck(c: Context, layer: str, input: list[str] | None = None,
               layers: list[str] | None = None, outputs: int = 1, param_str: str = "",
               propagate_down: str = "", step: float = 1e-2, threshold: float = 1e-3,
               kink: float = 0.0, kink_range: float = -1.0, seed: int = 1701, image: str = "",
-              gpu: str = "", runtime: str = "") -> None:  # fmt: skip
+              gpu: str = "", runtime: str = "", memory: str = "") -> None:  # fmt: skip
     """Check a Python layer's backward numerically on real pycaffe; non-zero exit on failure."""
     from caffebox import layer_checks
 
@@ -208,16 +218,16 @@ def gradcheck(c: Context, layer: str, input: list[str] | None = None,
         kink_range=kink_range, seed=seed, gpu=gpu,
     )  # fmt: skip
     _run_tool(c, layer_checks.gradcheck_command(options), layers, image, gpu, runtime,
-              modules=(layer.rpartition(".")[0],))  # fmt: skip
+              modules=(layer.rpartition(".")[0],), memory=memory)  # fmt: skip
 
 
 @_in_image("python")
 @friendly
 def python(c: Context, script: str, layers: list[str] | None = None, image: str = "",
-           gpu: str = "", runtime: str = "") -> None:  # fmt: skip
+           gpu: str = "", runtime: str = "", memory: str = "") -> None:  # fmt: skip
     """Run a Python script in the image (pycaffe, NetSpec, our layers), as you, here."""
     command = ["python3", *split_args(script, "the script and its arguments")]
-    _run_tool(c, command, layers, image, gpu, runtime)
+    _run_tool(c, command, layers, image, gpu, runtime, memory=memory)
 
 
 def _program_words(remainder: str) -> list[str]:
@@ -232,7 +242,8 @@ def _program_words(remainder: str) -> list[str]:
 @_in_image("run")
 @friendly
 def run_task(
-    c: Context, layers: list[str] | None = None, image: str = "", gpu: str = "", runtime: str = ""
+    c: Context, layers: list[str] | None = None, image: str = "", gpu: str = "",
+    runtime: str = "", memory: str = "",
 ) -> None:
     """Run any program in the image, as you, here: caffebox run -- caffe test -model ...
 
@@ -247,19 +258,19 @@ def run_task(
             "-- caffe time -model net.prototxt -iterations 10' (options for caffebox itself, "
             "such as --layers and --image, go before the '--')."
         )
-    _run_tool(c, words, layers, image, gpu, runtime)
+    _run_tool(c, words, layers, image, gpu, runtime, memory=memory)
 
 
 @_in_image("time")
 @friendly
 def time_task(c: Context, net: str, iterations: int = 50, layers: list[str] | None = None,
               image: str = "", gpu: str = "", csv: str = "",
-              runtime: str = "") -> None:  # fmt: skip
+              runtime: str = "", memory: str = "") -> None:  # fmt: skip
     """`caffe time` per layer, sorted, Python layers marked with their share of the step."""
-    from caffebox import launch, timing
+    from caffebox import timing
 
     timing.time_net(
-        launch.Target.from_settings(_settings(c), image, runtime), net, iterations=iterations,
+        _target(c, image, runtime, memory), net, iterations=iterations,
         gpu=gpu, layer_dirs=layers, csv_file=csv,
     )  # fmt: skip
 
@@ -267,14 +278,16 @@ def time_task(c: Context, net: str, iterations: int = 50, layers: list[str] | No
 @_in_image("test-layers", positional=["path"])
 @friendly
 def test_layers(c: Context, path: str, pytest_args: str = "", layers: list[str] | None = None,
-                image: str = "", gpu: str = "", runtime: str = "") -> None:  # fmt: skip
+                image: str = "", gpu: str = "", runtime: str = "",
+                memory: str = "") -> None:  # fmt: skip
     """Run your layers' pytest suite inside the image, on real pycaffe, with fixtures."""
     from caffebox import layer_checks
 
     args = split_args(pytest_args, "--pytest-args")
     command, folder = layer_checks.test_layers_command(path, args)
     tests = tuple(p.stem for p in folder.glob("*.py")) if folder.is_dir() else ()
-    _run_tool(c, command, [str(folder), *(layers or [])], image, gpu, runtime, modules=tests)
+    _run_tool(c, command, [str(folder), *(layers or [])], image, gpu, runtime, modules=tests,
+              memory=memory)  # fmt: skip
 
 
 build_gpu = _build_task(
@@ -369,11 +382,12 @@ def sweep(
     wait: bool = False,
     status: bool = False,
     runtime: str = "",
+    memory: str = "",
 ) -> None:
     """Train a grid of settings: local runs N at a time, or a Slurm job array."""
-    from caffebox import launch, sweeping
+    from caffebox import sweeping
 
-    target = launch.Target.from_settings(_settings(c), image, runtime)
+    target = _target(c, image, runtime, memory)
     options = sweeping.SweepOptions(
         solver=solver, settings=set or [], parallel=parallel, resume=resume,
         layer_dirs=layers or [], image=target.image, gpu=gpu, slurm=slurm,

@@ -17,9 +17,9 @@ pytestmark = pytest.mark.image
 
 
 def test_a_live_container_has_the_isolation_the_readme_lists(open_dir, engine, image):
-    env = {**os.environ, "INVOKE_CAFFEBOX_IMAGE": image, "INVOKE_CAFFEBOX_PIDS_LIMIT": "100",
-           "INVOKE_CAFFEBOX_MEMORY_LIMIT": "512m"}  # fmt: skip
-    proc = subprocess.Popen([*CAFFEBOX, "run", "--", "sleep", "60"], cwd=open_dir, env=env,
+    env = {**os.environ, "INVOKE_CAFFEBOX_IMAGE": image, "INVOKE_CAFFEBOX_PIDS_LIMIT": "100"}
+    command = [*CAFFEBOX, "run", "--memory", "512m", "--", "sleep", "60"]
+    proc = subprocess.Popen(command, cwd=open_dir, env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                             text=True)  # fmt: skip
     try:
