@@ -169,6 +169,17 @@ def _fit_to_engine(client: docker.DockerClient, spec: runs.RunSpec, target: Targ
 PODMAN_NPROC = 4096
 
 
+def unapplied(spec: runs.RunSpec, target: Target) -> str:
+    """The one line that says which limits this engine does not get, or ''."""
+    if target.runtime == "charliecloud":
+        return ("caffebox: ch-run applies no pids or memory limit (the host's own limits "
+                "hold)\n")  # fmt: skip
+    if spec.rootless and target.memory_limit.strip().lower() not in ("", "none", "0"):
+        return ("caffebox: memory_limit is not applied under rootless Podman (its memory "
+                "cgroup may not be delegated to you)\n")  # fmt: skip
+    return ""
+
+
 def host_ulimits() -> tuple[tuple[str, int, int], ...]:
     """nofile as this host lets its processes have it and a modest nproc: limits Podman
     can set (it otherwise raises both, which fails where root lacks CAP_SYS_RESOURCE)."""
@@ -218,7 +229,8 @@ def run_program(
     """A program in the image (python, gradcheck, test-layers, run, time); its exit status."""
     client = connect(target)
     spec.image = ready(client, target, spec.gpus, out=out)
-    result = runs.run(client, _fit_to_engine(client, spec, target), watch=watch, out=out)
+    out.write(unapplied(_fit_to_engine(client, spec, target), target))
+    result = runs.run(client, spec, watch=watch, out=out)
     memory = runs.out_of_memory(result, spec)
     if memory:
         raise CaffeboxError(memory[0].upper() + memory[1:], exit_code=result.exit_code or 1)
@@ -234,7 +246,7 @@ def train(target: Target, plan: training.TrainPlan, out: TextIO = sys.stdout) ->
     with plan.lock():
         client = connect(target)
         plan.spec.image = ready(client, target, plan.spec.gpus, plan.solver, out=out)
-        _fit_to_engine(client, plan.spec, target)
+        out.write(unapplied(_fit_to_engine(client, plan.spec, target), target))
         return training.run_recorded(client, plan, out=out)
 
 

@@ -123,3 +123,18 @@ def test_podman_is_asked_for_the_hosts_own_nofile_and_nproc(tmp_path, monkeypatc
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     assert ulimits["nofile"] == (soft, hard) and set(ulimits) == {"nofile", "nproc"}
     assert ulimits["nproc"][0] == ulimits["nproc"][1] <= 4096
+
+
+def test_a_limit_the_engine_does_not_get_is_said_once(tmp_path, monkeypatch):
+    from caffebox import engine
+
+    monkeypatch.setattr(engine, "is_podman", lambda client: True)
+    monkeypatch.setattr(engine, "is_rootless", lambda client: True)
+    target = launch.Target("caffebox:cpu", memory_limit="auto", pids_limit=4096)
+    spec = launch._fit_to_engine(FakeEngine(), _spec(tmp_path), target)
+    assert spec.memory == 0 and spec.pids_limit == 4096
+    assert "memory_limit is not applied under rootless Podman" in launch.unapplied(spec, target)
+    none = launch.Target("caffebox:cpu", memory_limit="none")
+    assert launch.unapplied(launch._fit_to_engine(FakeEngine(), _spec(tmp_path), none), none) == ""
+    ch = launch.Target("/x", runtime="charliecloud")
+    assert "ch-run applies no pids or memory limit" in launch.unapplied(_spec(tmp_path), ch)
