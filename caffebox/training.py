@@ -75,8 +75,11 @@ class LogWatch:
                 self.record = None
         if self.log.feed(text, seconds):
             self.bar.update(self.log.iteration, self.log.loss, self.log.final_test())
-        if self.space is not None and len(self.log.solverstates()) == 1:
-            warning, self.space = self.space.after_first(self.log), None
+        # Caffe logs a snapshot before writing it: look once a later line says it is done.
+        if self.space is not None and self.log.solverstates() and "Snapshotting" not in text:
+            warning = self.space.after_first(self.log)
+            if warning is not None:
+                self.space = None
             if warning:
                 self.bar.clear()
                 self.out.write(f"caffebox: {warning}\n")
@@ -111,15 +114,18 @@ class DiskCheck:
     max_iter: int
     interval: int  # solver `snapshot` (0: only the one at the end)
 
-    def after_first(self, log: TrainingLog) -> str:
-        """One warning line when the free space is less than what is still to come."""
-        state = self.cwd / log.solverstates()[-1]
+    def after_first(self, log: TrainingLog) -> str | None:
+        """One warning line when the free space is less than what is still to come; ''
+        when it fits; None while the first snapshot's files are not there to measure."""
+        state = self.cwd / log.solverstates()[0]
         models = [self.cwd / s for s in log.snapshots if ".solverstate" not in s]
         try:
-            size = state.stat().st_size + (models[-1].stat().st_size if models else 0)
+            size = state.stat().st_size + (models[0].stat().st_size if models else 0)
             free = shutil.disk_usage(self.folder).free
         except OSError:
-            return ""
+            return None
+        if not state.stat().st_size:
+            return None
         done = log.iteration
         left = (self.max_iter // self.interval - done // self.interval) if self.interval else 0
         if not self.interval or self.max_iter % self.interval:
