@@ -93,6 +93,8 @@ def sweep(options: SweepOptions, out: TextIO = sys.stdout) -> int:
         train_args = ["--image", image]
         if options.target is not None and options.target.runtime != "docker":
             train_args += ["--runtime", options.target.runtime]  # an export on shared storage
+        if options.target is not None and options.target.memory_limit:
+            train_args += ["--memory", options.target.memory_limit]  # --memory, or the setting
         for folder in options.layer_dirs:
             train_args += ["--layers", folder]
         started = frozenset(i for i in todo if _started(variants[i], cwd))

@@ -38,3 +38,26 @@ def test_the_sweep_gets_the_same_checks_as_train(tmp_path, monkeypatch):
 def test_states_line_counts_each_state():
     line = sweeping._states_line({0: "COMPLETED", 1: "FAILED", 2: "COMPLETED"})
     assert line == "caffebox: Slurm tasks: 2 COMPLETED, 1 FAILED"
+
+
+def test_a_slurm_sweep_hands_its_memory_limit_to_every_task(tmp_path, monkeypatch):
+    import shutil
+
+    from caffebox import launch, slurm, sweeping
+    from caffebox.paths import ROOT
+
+    shutil.copytree(ROOT / "examples" / "digits", tmp_path / "examples" / "digits")
+    monkeypatch.chdir(tmp_path)
+    sent = {}
+
+    def submit(root, variants, todo, cwd, train_args, slurm_args, started=frozenset()):
+        sent["args"] = train_args
+        return "42"
+
+    monkeypatch.setattr(slurm, "submit", submit)
+    options = sweeping.SweepOptions(
+        solver="examples/digits/solver.prototxt", settings=["base_lr=0.01,0.1"], slurm=True,
+        image="img", target=launch.Target("img", memory_limit="8g"),
+    )  # fmt: skip
+    assert sweeping.sweep(options, out=io.StringIO()) == 0
+    assert sent["args"][:4] == ["--image", "img", "--memory", "8g"]
