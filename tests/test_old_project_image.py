@@ -51,7 +51,7 @@ def test_an_old_project_trains_after_modernize(old_project, image):
     train_rpn = ("train", "models/rpn_solver.prototxt", "--layers", "lib")
     before = fingerprint(old_project)
     done = caffebox(*train_rpn, cwd=old_project, env=env)
-    said = r"Python 2 code in the layers this net imports: lib/rpn/anchor_target_layer.py:\d+ "
+    said = r"Python 2 code in the layers this net imports: lib/boxnet/anchor_labels.py:\d+ "
     assert_one_paragraph(done, 2, said + r".*caffebox modernize lib")
     assert_untouched(before, fingerprint(old_project))
 
@@ -61,15 +61,15 @@ def test_an_old_project_trains_after_modernize(old_project, image):
                   "caffebox yaml.load -> yaml.safe_load", "caffebox .pyx np.int_t -> np.intp_t",
                   "caffebox / -> // in an index, size or range()"):  # fmt: skip
         assert fixer in done.stdout, done.stdout
-    assert "removed lib/utils/bbox.c" in done.stdout
-    layer = (old_project / "lib/rpn/anchor_target_layer.py").read_text()
+    assert "removed lib/geometry/iou.c" in done.stdout
+    layer = (old_project / "lib/boxnet/anchor_labels.py").read_text()
     assert "yaml.safe_load(self.param_str_)" in layer  # still the 2015 name: the build sets it
-    assert "from .config import cfg" in layer and "from utils.bbox import" in layer
+    assert "from .config import cfg" in layer and "from geometry.iou import" in layer
 
     done = caffebox("run", "--layers", "lib", "--", "make", "-C", "lib", cwd=old_project, env=env)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     assert "building the project image" in done.stdout
-    assert list((old_project / "lib/utils").glob("bbox.cpython-*.so"))
+    assert list((old_project / "lib/geometry").glob("iou.cpython-*.so"))
 
     done = caffebox(*train_rpn, cwd=old_project, env=env)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]

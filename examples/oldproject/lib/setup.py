@@ -15,5 +15,5 @@ for key, value in ext_args.iteritems():
 
 setup(
     name='oldproject',
-    ext_modules=cythonize([Extension('utils.bbox', ['utils/bbox.pyx'], **ext_args)]),
+    ext_modules=cythonize([Extension('geometry.iou', ['geometry/iou.pyx'], **ext_args)]),
 )

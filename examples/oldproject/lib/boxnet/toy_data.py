@@ -8,8 +8,8 @@ import numpy as np
 import yaml
 
 from config import cfg
-from generate_anchors import box_targets
-from utils.bbox import bbox_overlaps
+from anchors import box_targets
+from geometry.iou import bbox_overlaps
 
 
 def _image(rng, size):

@@ -2,7 +2,7 @@
 import numpy as np
 
 
-def generate_anchors(base_size=4, scales=(2, 3, 4)):
+def cell_anchors(base_size=4, scales=(2, 3, 4)):
     """Square anchors of side base_size * scale centred on the first cell: A x 4."""
     ctr = (base_size - 1) / 2.
     anchors = np.zeros((len(scales), 4), dtype=np.float)

@@ -4,7 +4,7 @@
             bottom: 'rpn_cls_score' bottom: 'gt_boxes' bottom: 'im_info'
             top: 'rpn_labels' top: 'rpn_bbox_targets'
             top: 'rpn_bbox_inside_weights' top: 'rpn_bbox_outside_weights'
-            python_param { module: 'rpn.anchor_target_layer' layer: 'AnchorTargetLayer'
+            python_param { module: 'boxnet.anchor_labels' layer: 'AnchorLabelLayer'
                            param_str: "'feat_stride': 4" } }
 """
 import caffe
@@ -13,18 +13,18 @@ import numpy.random as npr
 import yaml
 
 from config import cfg
-from generate_anchors import box_targets, generate_anchors
-from utils.bbox import bbox_overlaps, count_assigned
+from anchors import box_targets, cell_anchors
+from geometry.iou import bbox_overlaps, count_assigned
 
 DEBUG = False
 
 
-class AnchorTargetLayer(caffe.Layer):
+class AnchorLabelLayer(caffe.Layer):
 
     def setup(self, bottom, top):
         layer_params = yaml.load(self.param_str_)
         self._feat_stride = layer_params['feat_stride']
-        self._anchors = generate_anchors(self._feat_stride, layer_params.get('scales', (2, 3, 4)))
+        self._anchors = cell_anchors(self._feat_stride, layer_params.get('scales', (2, 3, 4)))
         self._num_anchors = self._anchors.shape[0]
         self._allowed_border = layer_params.get('allowed_border', 0)
         if DEBUG:
