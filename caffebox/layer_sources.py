@@ -16,6 +16,7 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 from caffebox.errors import CaffeboxError
+from caffebox.paths import shown
 
 # What only Python 2 writes: a print statement, `except E, e`, `exec "..."`, backticks.
 _PY2 = re.compile(r"^\s*(print\s+[^\s(=]|print\s*$|exec\s+['\"]|except\s+[\w.]+\s*,\s*\w+\s*:)"
@@ -97,18 +98,18 @@ def check_python3(modules: Iterable[str], dirs: Sequence[Path], cwd: Path) -> No
             queue += list(_imports(tree, name, path.name == "__init__.py"))
     if not bad:
         return
-    shown = [f"{_shown(p, cwd)}:{line} ({msg})" for p, line, msg, _ in bad[:5]]
+    places = [f"{shown(p, cwd)}:{line} ({msg})" for p, line, msg, _ in bad[:5]]
     more = f" and {len(bad) - 5} more" if len(bad) > 5 else ""
-    folders = " ".join(sorted({_shown(_top(p, dirs), cwd) for p, *_ in bad}))
+    folders = " ".join(sorted({shown(_top(p, dirs), cwd) for p, *_ in bad}))
     if any(old for *_, old in bad):
         raise CaffeboxError(
-            f"Python 2 code in the layers this net imports: {', '.join(shown)}{more}. The "
+            f"Python 2 code in the layers this net imports: {', '.join(places)}{more}. The "
             "image runs Python 3, so Caffe would stop at the first Python layer. Port it with "
             f"'caffebox modernize {folders}' (a diff; add --write to apply), then check what "
             "it lists by hand."
         )
     raise CaffeboxError(
-        f"The layers this net imports do not parse as Python 3: {', '.join(shown)}{more}. "
+        f"The layers this net imports do not parse as Python 3: {', '.join(places)}{more}. "
         "Fix the syntax there; Caffe would stop at the first Python layer."
     )
 
@@ -116,10 +117,6 @@ def check_python3(modules: Iterable[str], dirs: Sequence[Path], cwd: Path) -> No
 def _top(path: Path, dirs: Sequence[Path]) -> Path:
     """The folder on PYTHONPATH that holds `path`."""
     return next((d for d in dirs if d in path.parents), path.parent)
-
-
-def _shown(path: Path, cwd: Path) -> str:
-    return str(path.relative_to(cwd)) if path == cwd or cwd in path.parents else str(path)
 
 
 def missing_module(text: str, dirs: Sequence[Path], own: Iterable[str] = ()) -> str:

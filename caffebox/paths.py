@@ -39,3 +39,8 @@ IMAGE_LAYERS_DIR = f"{IMAGE_LAYERS_ROOT}/{LAYERS_PACKAGE}"
 IMAGE_COMPAT_DIR = f"{IMAGE_LAYERS_DIR}/compat"
 IMAGE_CAFFE_PYTHON = "/opt/caffe/python"
 IMAGE_PYDEPS = "/opt/caffe/pydeps"
+
+
+def shown(path: Path, cwd: Path) -> str:
+    """`path` as the user would type it: relative to the current folder when inside it."""
+    return str(path.relative_to(cwd)) if path == cwd or cwd in path.parents else str(path)

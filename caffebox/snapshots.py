@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from caffebox.errors import CaffeboxError
+from caffebox.paths import shown
 
 
 class Truncated(ValueError):
@@ -78,7 +79,7 @@ def _problem(path: Path) -> str:
     try:
         fields(data)
     except Truncated:
-        return f"cut short at {_size(len(data))}"
+        return f"cut short at {size_text(len(data))}"
     return ""
 
 
@@ -99,13 +100,16 @@ def _hdf5_problem(data: bytes) -> str:
     else:
         return ""  # a newer superblock: not read here
     if width not in (2, 4, 8) or len(data) < at + width:
-        return f"cut short at {_size(len(data))}"
+        return f"cut short at {size_text(len(data))}"
     end = int.from_bytes(data[at : at + width], "little")
-    return f"cut short at {_size(len(data))}" if end > len(data) else ""
+    return f"cut short at {size_text(len(data))}" if end > len(data) else ""
 
 
-def _size(n: int) -> str:
-    return f"{n / 1024:.0f} KB" if n < 10 * 1024 * 1024 else f"{n / 1024 / 1024:.0f} MB"
+def size_text(n: float) -> str:
+    """A size as people read it: 71 KB, 4.2 MB, 1.5 GiB."""
+    if n >= 2**30:
+        return f"{n / 2**30:.1f} GiB"
+    return f"{n / 2**20:.1f} MB" if n >= 2**20 else f"{n / 2**10:.0f} KB"
 
 
 def learned_net(state: Path) -> str:
@@ -158,9 +162,13 @@ def check_pair(state: Path, cwd: Path) -> Pair:
     return Pair(state, model, model if why else None, why)
 
 
+# A snapshot prefix's solver states: binary (.solverstate) and HDF5 (.solverstate.h5).
+STATES = "_iter_*.solverstate*"
+
+
 def pairs(folder: Path, prefix_name: str, cwd: Path) -> list[Pair]:
     """Every snapshot pair under a snapshot prefix, oldest first."""
-    states = [p for p in folder.glob(prefix_name + "_iter_*.solverstate*") if p.is_file()]
+    states = [p for p in folder.glob(prefix_name + STATES) if p.is_file()]
     return [check_pair(p, cwd) for p in sorted(states, key=iteration)]
 
 
@@ -174,26 +182,23 @@ def newest_whole(folder: Path, prefix_name: str, cwd: Path) -> tuple[Pair | None
         if pair is whole:
             break
         assert pair.bad is not None
-        line = f"skipped {_shown(pair.bad, cwd)}: {pair.why}"
+        line = f"skipped {shown(pair.bad, cwd)}: {pair.why}"
         if whole is not None and "cut short" in pair.why:
             same = whole.model if pair.bad.suffix == ".caffemodel" else whole.state
             if same is not None:
-                line += f"; the whole one before it is {_size(same.stat().st_size)}"
+                line += f"; the whole one before it is {size_text(same.stat().st_size)}"
         skipped.append(line)
     return whole, skipped
 
 
-def _shown(path: Path, cwd: Path) -> str:
-    return str(path.relative_to(cwd)) if cwd in path.parents else str(path)
-
-
-def resume_point(folder: Path, prefix_name: str, cwd: Path, pattern: str) -> tuple[Path, list[str]]:
+def resume_point(folder: Path, prefix_name: str, cwd: Path) -> tuple[Path, list[str]]:
     """The .solverstate --resume continues from; CaffeboxError when none is whole."""
     whole, skipped = newest_whole(folder, prefix_name, cwd)
     if whole is None:
         if not skipped:
             raise CaffeboxError(
-                f"--resume found no .solverstate matching {pattern}. Train with snapshots "
+                f"--resume found no .solverstate matching {folder / (prefix_name + STATES)}. "
+                "Train with snapshots "
                 "first, or pass --snapshot FILE explicitly."
             )
         raise CaffeboxError(
@@ -211,9 +216,9 @@ def check_given(state: Path, cwd: Path) -> None:
         return
     prefix = state.name.rsplit("_iter_", 1)[0]
     whole, _ = newest_whole(state.parent, prefix, cwd)
-    other = (f" The newest whole one is {_shown(whole.state, cwd)}." if whole is not None
+    other = (f" The newest whole one is {shown(whole.state, cwd)}." if whole is not None
              else " No whole one is there.")  # fmt: skip
     raise CaffeboxError(
-        f"--snapshot {_shown(state, cwd)}: {pair.problem}, so Caffe would abort reading it "
+        f"--snapshot {shown(state, cwd)}: {pair.problem}, so Caffe would abort reading it "
         f"(a kill during the snapshot or a full disk leaves that).{other}"
     )

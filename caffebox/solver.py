@@ -37,6 +37,11 @@ class Solver:
         return int(self.params.first("max_iter", 0))
 
     @property
+    def snapshot_interval(self) -> int:
+        """Caffe's `snapshot`: iterations between snapshots (0: only the final one)."""
+        return int(self.params.first("snapshot", 0))
+
+    @property
     def snapshot_prefix(self) -> Path:
         """Where Caffe's snapshot names start: PREFIX_iter_N.caffemodel."""
         prefix = str(self.params.first("snapshot_prefix", ""))

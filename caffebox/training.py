@@ -22,7 +22,9 @@ from caffebox import gpus, layer_sources, locks, plots, records, runs, snapshots
 from caffebox import solver as solverlib
 from caffebox.caffelog import TrainingLog
 from caffebox.errors import CaffeboxError
+from caffebox.paths import shown
 from caffebox.progress import ProgressBar, format_value
+from caffebox.snapshots import size_text
 
 _IMPORT_ERRORS = ("ModuleNotFoundError", "ImportError", "No module named")
 _BAD_WEIGHTS = ("Failed to parse NetParameter file", "Check failed: ReadProtoFromBinaryFile")
@@ -99,12 +101,6 @@ def mount_point(path: Path) -> Path:
     return path
 
 
-def _size(n: float) -> str:
-    if n >= 2**30:
-        return f"{n / 2**30:.1f} GiB"
-    return f"{n / 2**20:.1f} MB" if n >= 2**20 else f"{n / 2**10:.0f} KB"
-
-
 @dataclass
 class DiskCheck:
     """After the first snapshot: is there room for the snapshots still to come?"""
@@ -120,11 +116,12 @@ class DiskCheck:
         state = self.cwd / log.solverstates()[0]
         models = [self.cwd / s for s in log.snapshots if ".solverstate" not in s]
         try:
-            size = state.stat().st_size + (models[0].stat().st_size if models else 0)
+            written = state.stat().st_size
+            size = written + (models[0].stat().st_size if models else 0)
             free = shutil.disk_usage(self.folder).free
         except OSError:
             return None
-        if not state.stat().st_size:
+        if not written:
             return None
         done = log.iteration
         left = (self.max_iter // self.interval - done // self.interval) if self.interval else 0
@@ -132,9 +129,9 @@ class DiskCheck:
             left += 1  # the snapshot after the last iteration
         if left * size <= free:
             return ""
-        return (f"{left} more snapshot(s) of {_size(size)} each ({_size(left * size)}) will "
-                f"not fit: {mount_point(self.folder)} has {_size(free)} free. Free space, or "
-                "snapshot less often (solver 'snapshot').")  # fmt: skip
+        return (f"{left} more snapshot(s) of {size_text(size)} each ({size_text(left * size)}) "
+                f"will not fit: {mount_point(self.folder)} has {size_text(free)} free. Free "
+                "space, or snapshot less often (solver 'snapshot').")  # fmt: skip
 
 
 @dataclass
@@ -222,10 +219,7 @@ def plan(options: TrainOptions, cwd: Path | None = None) -> TrainPlan:
         state = str(_existing(options.snapshot, cwd, "--snapshot"))
         snapshots.check_given(Path(state), cwd)
     elif options.resume:
-        found, notes = snapshots.resume_point(
-            solver.snapshot_dir, solver.prefix_name, cwd,
-            str(solver.snapshot_dir / (solver.prefix_name + "_iter_*.solverstate*")),
-        )  # fmt: skip
+        found, notes = snapshots.resume_point(solver.snapshot_dir, solver.prefix_name, cwd)
         state = str(found)
     solverlib.check_snapshot_dir(solver, create=False)
     earlier = solver.existing_snapshots()
@@ -348,20 +342,17 @@ def _disk_full(text: str, solver: solverlib.Solver) -> str:
         return ""
     pair, _ = snapshots.newest_whole(solver.snapshot_dir, solver.prefix_name, solver.cwd)
     kept = "No whole snapshot was written before it: free space and start again."
-    if pair is not None and solver.cwd in pair.state.parents:
+    if pair is not None:
         kept = (f"The whole snapshots before it are untouched (newest: "
-                f"{pair.state.relative_to(solver.cwd)}): free space, then resume with --resume.")
+                f"{shown(pair.state, solver.cwd)}): free space, then resume with --resume.")
     return (f"the disk is full: Caffe could not write its snapshot under "
-            f"{solver.snapshot_prefix} ({mount_point(solver.snapshot_dir)} has {_size(free)} "
+            f"{solver.snapshot_prefix} ({mount_point(solver.snapshot_dir)} has {size_text(free)} "
             f"free). {kept}")
 
 
-def whole_snapshot(log: TrainingLog, cwd: Path | None) -> snapshots.Pair | None:
-    """The newest pair this run's log reports that is whole on disk (any reported one
-    when `cwd` is None: nothing to look at)."""
+def whole_snapshot(log: TrainingLog, cwd: Path) -> snapshots.Pair | None:
+    """The newest pair this run's log reports that is whole on disk."""
     for state in reversed(log.solverstates()):
-        if cwd is None:
-            return snapshots.Pair(Path(state), None)
         pair = snapshots.check_pair(cwd / state, cwd)
         if pair.whole:
             return pair
@@ -376,7 +367,7 @@ def _resume_hint(result: TrainedRun, train_plan: TrainPlan) -> str:
         written = "No whole snapshot was written" if result.log.solverstates() else \
             "No snapshot was written"  # fmt: skip
         return f"{written}: a new run starts from the beginning."
-    state = pair.state.relative_to(cwd) if cwd in pair.state.parents else pair.state
+    state = shown(pair.state, cwd)
     return f"Resume it with: caffebox train {solver} --snapshot '{state}' (or --resume)."
 
 
@@ -430,9 +421,8 @@ def summary(result: TrainedRun, max_iter: int = 0, cwd: Path | None = None) -> s
             line += ("\ncaffebox: no whole snapshot pair was written (a snapshot cut short: a "
                      "full disk, or a kill while writing)")  # fmt: skip
         else:
-            shown = [p.relative_to(cwd) if cwd in p.parents else p
-                     for p in (pair.model, pair.state)]  # fmt: skip
-            line += "\ncaffebox: snapshots: " + ", ".join(f"'{s}'" for s in shown)
+            line += "\ncaffebox: snapshots: " + ", ".join(
+                f"'{shown(p, cwd)}'" for p in (pair.model, pair.state))
     elif log.snapshots:
         line += "\ncaffebox: snapshots: " + ", ".join(f"'{s}'" for s in log.snapshots[-2:])
     return line
@@ -453,9 +443,7 @@ def run_recorded(
     result = None
     bar = progress or ProgressBar(train_plan.solver.max_iter, stream=sys.stderr)
     solver = train_plan.solver
-    interval = solver.params.first("snapshot", 0)
-    space = DiskCheck(solver.cwd, solver.snapshot_dir, solver.max_iter,
-                      int(interval) if str(interval).isdigit() else 0)  # fmt: skip
+    space = DiskCheck(solver.cwd, solver.snapshot_dir, solver.max_iter, solver.snapshot_interval)
     watch = LogWatch(bar, record.log, space, out)
     try:
         ran = runs.run(
