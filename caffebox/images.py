@@ -74,7 +74,7 @@ def tag_beside(tag: str, suffix: str) -> str:
     return f"{tag}-{suffix}" if ":" in tag.rsplit("/", 1)[-1] else f"{tag}:{suffix}"
 
 
-def _add_bytes(tar: tarfile.TarFile, name: str, data: bytes, mode: int = 0o644) -> None:
+def add_bytes(tar: tarfile.TarFile, name: str, data: bytes, mode: int = 0o644) -> None:
     info = tarfile.TarInfo(name)
     info.size = len(data)
     info.mode = mode
@@ -128,9 +128,9 @@ def build_context(request: BuildRequest) -> io.BytesIO:
     buf = io.BytesIO()
     with tarfile.open(fileobj=buf, mode="w") as tar:
         tar.add(str(paths.DOCKER_DIR), arcname="docker")
-        _add_bytes(tar, "build/Makefile.config", makeconfig.render(request.variant).encode())
+        add_bytes(tar, "build/Makefile.config", makeconfig.render(request.variant).encode())
         request.source.add_to_context(tar, "build/caffe-src")
-        _add_bytes(tar, "build/ca-certificates.crt", read_certificates(request.ca_certificates))
+        add_bytes(tar, "build/ca-certificates.crt", read_certificates(request.ca_certificates))
         tar.add(
             str(paths.LAYERS_DIR),
             arcname=paths.LAYERS_PACKAGE,
@@ -389,7 +389,7 @@ def build_cuda_offline_base(
     buf = io.BytesIO()
     with tarfile.open(fileobj=buf, mode="w") as tar:
         tar.add(str(paths.DOCKER_DIR), arcname="docker")
-        _add_bytes(tar, "build/ca-certificates.crt", read_certificates(ca_certificates))
+        add_bytes(tar, "build/ca-certificates.crt", read_certificates(ca_certificates))
     for target in targets:
         # The runtime base beside the devel one: caffebox/cuda-offline:13-runtime.
         name = tag_beside(tag, "runtime") if target == "runtime" else tag

@@ -10,7 +10,6 @@ removed). What differs is only what watches the output: training's log, bar and 
 from __future__ import annotations
 
 import functools
-import re
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -19,7 +18,7 @@ from typing import Any, TextIO
 
 import docker
 
-from caffebox import building, charliecloud, engine, gpus, images, project, runs, training
+from caffebox import building, charliecloud, engine, gpus, images, limits, project, runs, training
 from caffebox import solver as solverlib
 from caffebox.errors import CaffeboxError
 from caffebox.progress import ProgressBar
@@ -154,70 +153,13 @@ def _fit_to_engine(client: docker.DockerClient, spec: runs.RunSpec, target: Targ
     spec.podman = engine.is_podman(client)
     spec.rootless = spec.podman and engine.is_rootless(client)
     if spec.podman:
-        spec.ulimits = host_ulimits()
+        spec.ulimits = limits.host_ulimits()
     if target.runtime == "docker":  # ch-run has no cgroups of its own to set
         spec.pids_limit = target.pids_limit
         # Rootless Podman may not own a memory cgroup (cgroup v1, no delegation).
         if not spec.rootless:
-            spec.memory = memory_bytes(target.memory_limit, _engine_memory(client))
+            spec.memory = limits.memory_bytes(target.memory_limit, limits.engine_memory(client))
     return spec
-
-
-# Processes a run may have under Podman: what containers.conf's example sets. The host's
-# own nproc (96369 here) was refused all the same ("error setting rlimit type 6": runc
-# sets it from a context with less), 4096 was not; pids_limit bounds the container anyway.
-PODMAN_NPROC = 4096
-
-
-def unapplied(spec: runs.RunSpec, target: Target) -> str:
-    """The one line that says which limits this engine does not get, or ''."""
-    if target.runtime == "charliecloud":
-        return ("caffebox: ch-run applies no pids or memory limit (the host's own limits "
-                "hold)\n")  # fmt: skip
-    if spec.rootless and target.memory_limit.strip().lower() not in ("", "none", "0"):
-        return ("caffebox: memory_limit is not applied under rootless Podman (its memory "
-                "cgroup may not be delegated to you)\n")  # fmt: skip
-    return ""
-
-
-def host_ulimits() -> tuple[tuple[str, int, int], ...]:
-    """nofile as this host lets its processes have it and a modest nproc: limits Podman
-    can set (it otherwise raises both, which fails where root lacks CAP_SYS_RESOURCE)."""
-    import resource
-
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    nofile = ("nofile", -1 if soft == resource.RLIM_INFINITY else soft,
-              -1 if hard == resource.RLIM_INFINITY else hard)  # fmt: skip
-    nproc = min([PODMAN_NPROC, *(v for v in resource.getrlimit(resource.RLIMIT_NPROC)
-                                 if v != resource.RLIM_INFINITY)])  # fmt: skip
-    return (nofile, ("nproc", nproc, nproc))
-
-
-def _engine_memory(client: docker.DockerClient) -> int:
-    try:
-        return int(client.info().get("MemTotal") or 0)
-    except Exception:  # noqa: BLE001 - an engine (or stand-in) that does not say
-        return 0
-
-
-_UNITS = {"": 1, "b": 1, "k": 2**10, "m": 2**20, "g": 2**30, "t": 2**40}
-
-
-def memory_bytes(setting: str, total: int) -> int:
-    """The memory_limit setting in bytes (0: no limit). 'auto': the engine's memory less a
-    tenth, keeping at least 1 GiB for the host."""
-    text = setting.strip().lower()
-    if text in ("", "none", "0"):
-        return 0
-    if text == "auto":
-        return max(total - max(total // 10, 2**30), 0) if total > 2 * 2**30 else 0
-    found = re.fullmatch(r"(\d+(?:\.\d+)?)\s*([kmgt]?)i?b?", text)
-    if not found:
-        raise CaffeboxError(
-            f"The memory_limit setting is {setting!r}: give a size such as '16g' or '512m', "
-            "'auto' (this host's memory less a tenth) or 'none'."
-        )
-    return int(float(found.group(1)) * _UNITS[found.group(2)])
 
 
 def run_program(
@@ -229,7 +171,8 @@ def run_program(
     """A program in the image (python, gradcheck, test-layers, run, time); its exit status."""
     client = connect(target)
     spec.image = ready(client, target, spec.gpus, out=out)
-    out.write(unapplied(_fit_to_engine(client, spec, target), target))
+    out.write(limits.unapplied(_fit_to_engine(client, spec, target), target.runtime,
+                                target.memory_limit))  # fmt: skip
     result = runs.run(client, spec, watch=watch, out=out)
     memory = runs.out_of_memory(result, spec)
     if memory:
@@ -246,7 +189,8 @@ def train(target: Target, plan: training.TrainPlan, out: TextIO = sys.stdout) ->
     with plan.lock():
         client = connect(target)
         plan.spec.image = ready(client, target, plan.spec.gpus, plan.solver, out=out)
-        out.write(unapplied(_fit_to_engine(client, plan.spec, target), target))
+        out.write(limits.unapplied(_fit_to_engine(client, plan.spec, target), target.runtime,
+                                   target.memory_limit))  # fmt: skip
         return training.run_recorded(client, plan, out=out)
 
 

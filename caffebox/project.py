@@ -22,6 +22,7 @@ from __future__ import annotations
 import hashlib
 import io
 import re
+import shlex
 import sys
 import tarfile
 from collections.abc import Sequence
@@ -29,6 +30,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
 
+from caffebox import engine, images, templates
 from caffebox.errors import CaffeboxError
 
 if sys.version_info >= (3, 11):
@@ -51,18 +53,6 @@ PROTECTED = {
     "scikit-image": "caffe.io uses the image's scikit-image",
     "pillow": "scikit-image and caffe.io read images with the image's Pillow",
 }
-# Written into the context: every distribution the image has, pinned, as pip constraints.
-_CONSTRAINTS_PY = """\
-import importlib.metadata as m
-names = {}
-for d in m.distributions():
-    name = (d.metadata["Name"] or "").strip()
-    if name and name.lower() not in names:
-        names[name.lower()] = f"{name}=={d.version}"
-print("\\n".join(sorted(names.values())))
-"""
-
-
 @dataclass(frozen=True)
 class ProjectConfig:
     """A parsed caffebox.toml."""
@@ -105,16 +95,11 @@ class ProjectConfig:
                 "/tmp/caffebox-project/constraints.txt && if [ -s "
                 "/tmp/caffebox-project/ca-certificates.crt ]; then export "
                 "PIP_CERT=/tmp/caffebox-project/ca-certificates.crt; fi && "
-                + " ".join(_quote(w) for w in pip)
+                + shlex.join(pip)
             )
         lines += [f"RUN {step}" for step in self.run]
         lines += ["RUN rm -rf /tmp/caffebox-project"]
         return "\n".join(lines) + "\n"
-
-
-def _quote(word: str) -> str:
-    return word if re.fullmatch(r"[\w.,:/=<>~!+@\[\]-]+", word) and not set(word) & set("<>") \
-        else "'" + word.replace("'", "'\\''") + "'"  # fmt: skip
 
 
 def find(cwd: Path) -> Path | None:
@@ -204,15 +189,13 @@ def build_context(config: ProjectConfig, base: str, certificates: bytes) -> io.B
         files = {
             "Dockerfile": config.dockerfile(base).encode(),
             "caffebox-project/caffebox.toml": config.path.read_bytes(),
-            "caffebox-project/constraints.py": _CONSTRAINTS_PY.encode(),
+            "caffebox-project/constraints.py": templates.text("constraints.py").encode(),
             "caffebox-project/ca-certificates.crt": certificates,
         }
         if config.requirements is not None:
             files["caffebox-project/requirements.txt"] = config.requirements.read_bytes()
         for name, data in files.items():
-            info = tarfile.TarInfo(name)
-            info.size, info.mode = len(data), 0o644
-            tar.addfile(info, io.BytesIO(data))
+            images.add_bytes(tar, name, data)
     buf.seek(0)
     return buf
 
@@ -252,16 +235,12 @@ def explain(config: ProjectConfig, detail: str, tail: Sequence[str]) -> str:
 
 
 def tag_for(base: str, digest: str) -> str:
-    from caffebox.images import tag_beside
-
-    return tag_beside(base, f"project-{digest[:12]}")
+    return images.tag_beside(base, f"project-{digest[:12]}")
 
 
 def ensure(client: Any, base: str, config: ProjectConfig, certificates: bytes,
            out: TextIO = sys.stdout) -> str:  # fmt: skip
     """The project image for `base` (built now, or reused); its tag."""
-    from caffebox import engine, images
-
     base_id = client.images.get(base).id
     digest = config.digest(base_id)
     tag = tag_for(base, digest)

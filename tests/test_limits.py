@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from caffebox import launch, records, runs, training
+from caffebox import launch, limits, records, runs, training
 from caffebox.caffelog import TrainingLog
 from caffebox.errors import CaffeboxError
 from caffebox.progress import ProgressBar
@@ -25,12 +25,12 @@ from .support.fakes import FakeContainer, FakeEngine
     ("16g", 0, 16 * 2**30), ("512m", 0, 512 * 2**20), ("1.5GiB", 0, int(1.5 * 2**30)),
 ])  # fmt: skip
 def test_memory_limit_setting(setting, total, expected):
-    assert launch.memory_bytes(setting, total) == expected
+    assert limits.memory_bytes(setting, total) == expected
 
 
 def test_a_bad_memory_limit_is_one_paragraph():
     with pytest.raises(CaffeboxError, match="memory_limit setting is 'lots'"):
-        launch.memory_bytes("lots", 0)
+        limits.memory_bytes("lots", 0)
 
 
 def _spec(tmp_path) -> runs.RunSpec:
@@ -133,8 +133,11 @@ def test_a_limit_the_engine_does_not_get_is_said_once(tmp_path, monkeypatch):
     target = launch.Target("caffebox:cpu", memory_limit="auto", pids_limit=4096)
     spec = launch._fit_to_engine(FakeEngine(), _spec(tmp_path), target)
     assert spec.memory == 0 and spec.pids_limit == 4096
-    assert "memory_limit is not applied under rootless Podman" in launch.unapplied(spec, target)
+    assert "memory_limit is not applied under rootless Podman" in limits.unapplied(
+        spec, target.runtime, target.memory_limit)
     none = launch.Target("caffebox:cpu", memory_limit="none")
-    assert launch.unapplied(launch._fit_to_engine(FakeEngine(), _spec(tmp_path), none), none) == ""
+    spec = launch._fit_to_engine(FakeEngine(), _spec(tmp_path), none)
+    assert limits.unapplied(spec, none.runtime, none.memory_limit) == ""
     ch = launch.Target("/x", runtime="charliecloud")
-    assert "ch-run applies no pids or memory limit" in launch.unapplied(_spec(tmp_path), ch)
+    assert "ch-run applies no pids or memory limit" in limits.unapplied(
+        _spec(tmp_path), ch.runtime, ch.memory_limit)

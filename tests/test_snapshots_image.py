@@ -12,14 +12,20 @@ from .support.cli import caffebox, digits_project
 pytestmark = pytest.mark.image
 
 
-def test_resume_passes_over_a_snapshot_cut_short(open_dir, image):
+def _trained(open_dir, image: str, max_iter: int, snapshot: str):
+    """The digits example trained to max_iter with `snapshot` lines in its solver."""
     project = digits_project(open_dir)
     solver = project / "examples" / "digits" / "solver.prototxt"
-    text = solver.read_text().replace("max_iter: 1500", "max_iter: 300")
-    solver.write_text(text.replace("snapshot: 500", "snapshot: 100"))
+    text = solver.read_text().replace("max_iter: 1500", f"max_iter: {max_iter}")
+    solver.write_text(text.replace("snapshot: 500", snapshot))
     env = {**os.environ, "INVOKE_CAFFEBOX_IMAGE": image}
     done = caffebox("train", "examples/digits/solver.prototxt", cwd=project, env=env)
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    return project, solver, env, done
+
+
+def test_resume_passes_over_a_snapshot_cut_short(open_dir, image):
+    project, solver, env, _ = _trained(open_dir, image, 300, "snapshot: 100")
     model = project / "snapshots" / "digits_iter_300.caffemodel"
     whole = model.stat().st_size
     model.write_bytes(model.read_bytes()[: whole // 2])  # what a kill mid-write leaves
@@ -37,13 +43,8 @@ def test_resume_passes_over_a_snapshot_cut_short(open_dir, image):
 
 
 def test_resume_passes_over_an_hdf5_snapshot_cut_short(open_dir, image):
-    project = digits_project(open_dir)
-    solver = project / "examples" / "digits" / "solver.prototxt"
-    text = solver.read_text().replace("max_iter: 1500", "max_iter: 200")
-    solver.write_text(text.replace("snapshot: 500", "snapshot: 100\nsnapshot_format: HDF5"))
-    env = {**os.environ, "INVOKE_CAFFEBOX_IMAGE": image}
-    done = caffebox("train", "examples/digits/solver.prototxt", cwd=project, env=env)
-    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    project, solver, env, done = _trained(open_dir, image, 200,
+                                          "snapshot: 100\nsnapshot_format: HDF5")  # fmt: skip
     assert "'snapshots/digits_iter_200.caffemodel.h5', 'snapshots/digits_iter_200" \
         ".solverstate.h5'" in done.stdout  # fmt: skip
     model = project / "snapshots" / "digits_iter_200.caffemodel.h5"
