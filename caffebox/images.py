@@ -234,6 +234,8 @@ def label_args(request: BuildRequest, versions: dict[str, str], commit: str) -> 
         "CAFFEBOX_CUDA_VERSION": versions.get("CUDA_VERSION", ""),
         "CAFFEBOX_CUDNN_VERSION": versions.get("CUDNN_VERSION", ""),
         "CAFFEBOX_VERSION": __version__,
+        # The build stage's base: a project's nvcc = true copies the CUDA toolkit from it.
+        "CAFFEBOX_BUILD_BASE": request.base_image or request.variant.base_image,
         "BUILD_DATE": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
     }
 

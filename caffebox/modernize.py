@@ -39,7 +39,14 @@ PYX_FIXES = [
     (re.compile(r"\b(np|numpy|cnp)\.int(?!\w)"), r"\1.intp", "np.int -> np.intp"),
     (re.compile(r"\b(np|numpy|cnp)\.bool(?!\w)"), r"\1.bool_", "np.bool -> np.bool_"),
     (re.compile(r"\b(np|numpy|cnp)\.object(?!\w)"), "object", "np.object -> object"),
+    # Python 2 (and Cython's language_level 2) divided these as integers; Cython 3 does not,
+    # and refuses the float where a C integer is expected (pycocotools' `len(poly)/2`).
+    (re.compile(r"(\blen\((?:[^()]|\([^()]*\))*\))\s*/\s*(\d+)(?![\d.eEjJ])"), r"\1 // \2",
+     "len(...) / N -> // (Python 2's integer division)"),
 ]
+# nvcc -arch/-gencode for a GPU that today's CUDA no longer compiles for (CUDA 12 starts at
+# sm_50, CUDA 13 at sm_75): py-faster-rcnn's setup.py asks for sm_35.
+_OLD_ARCH = re.compile(r"\b(?:sm|compute)_([1-6]\d)\b")
 # Calls whose listed arguments must be integers (numpy >= 1.12 refuses floats there).
 _INT_CALLS = {"range", "xrange", "randint"}
 _INT_KEYWORDS = {"size", "shape", "num", "k"}
@@ -340,6 +347,24 @@ def integer_division(text: str, path: Path, report: Report) -> str:
     return _replace_spans(text, spans)
 
 
+_DISTUTILS_SOURCES = re.compile(r"^#\s*distutils:\s*sources\s*=\s*(.+)$\n?", re.M)
+
+
+def missing_sources(text: str, pyx: Path, report: Report) -> str:
+    """A `# distutils: sources = ...` header naming files that are not there: Cython 3's
+    cythonize follows it (older build_ext ignored it), so the build stops on a missing file
+    that setup.py's Extension already lists where it is (pycocotools' _mask.pyx)."""
+
+    def drop(found: re.Match) -> str:
+        names = [n for n in re.split(r"[\s,]+", found.group(1).strip()) if n]
+        if all((pyx.parent / n).exists() for n in names):
+            return found.group(0)
+        report.fixes["caffebox .pyx '# distutils: sources' naming a missing file -> removed"] += 1
+        return ""
+
+    return _DISTUTILS_SOURCES.sub(drop, text)
+
+
 def cython_numpy(text: str, report: Report) -> str:
     """numpy's removed names in a .pyx (no tool reads Cython): np.float, np.int, np.bool,
     np.object; np.int_t, which numpy 2's Cython declarations dropped."""
@@ -351,6 +376,18 @@ def cython_numpy(text: str, report: Report) -> str:
 
 
 # ---- files --------------------------------------------------------------------------------
+
+
+def old_cuda_arches(text: str, path: Path, report: Report) -> None:
+    """Listed, not changed: only the user knows which GPU the extension is for."""
+    for number, line in enumerate(text.splitlines(), 1):
+        found = _OLD_ARCH.search(line)
+        if found and ("arch" in line or "gencode" in line):
+            report.left.append(
+                f"{report.where(path, number)}: nvcc for {found.group(0)}, which CUDA 13 "
+                "does not compile (it starts at sm_75, CUDA 12 at sm_50): name your GPU's, "
+                "e.g. sm_90 (see 'nvcc --list-gpu-arch')"
+            )
 
 
 def modernize_python(text: str, path: Path, report: Report) -> str:
@@ -412,10 +449,11 @@ def modernize(paths: Iterable[str], write: bool = False, cwd: Path | None = None
             report.left.append(f"{report.where(path, 0)}: not read ({exc})")
             continue
         if path.suffix == ".pyx":
-            text = cython_numpy(original, report)
+            text = missing_sources(cython_numpy(original, report), path, report)
             report.removed += stale_generated(path)
         else:
             text = modernize_python(original, path, report)
+            old_cuda_arches(text, path, report)
         if text == original:
             continue
         report.changed.append(path)

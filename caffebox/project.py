@@ -42,9 +42,13 @@ CONFIG_NAME = "caffebox.toml"
 HASH_LABEL = "io.caffebox.project.hash"
 BASE_LABEL = "io.caffebox.project.base"
 FILE_LABEL = "io.caffebox.project.file"
+DEVEL_LABEL = "io.caffebox.project.devel"
 # Bumped when the recipe below changes, so images made by an older one are rebuilt.
 RECIPE = "1"
-KEYS = {"apt", "pip", "requirements", "run"}
+KEYS = {"apt", "pip", "requirements", "run", "nvcc"}
+# The gpu image's build base (its devel image): where nvcc = true copies the toolkit from.
+BUILD_BASE_LABEL = "io.caffebox.build.base"
+CUDA_LABEL = "io.caffebox.cuda.version"
 # What pycaffe and caffebox_layers use from the image: never replaced by a project's pip.
 PROTECTED = {
     "numpy": "pycaffe's _caffe.so is compiled against the image's numpy",
@@ -62,18 +66,23 @@ class ProjectConfig:
     pip: tuple[str, ...] = ()
     requirements: Path | None = None
     run: tuple[str, ...] = ()
+    nvcc: bool = False
 
-    def digest(self, base_id: str) -> str:
-        """What the project image is made of: the base image, these files, the recipe."""
-        h = hashlib.sha256(f"{RECIPE}\n{base_id}\n".encode())
+    def digest(self, base_id: str, devel_id: str = "") -> str:
+        """What the project image is made of: the base image (and the devel image nvcc
+        comes from), these files, the recipe."""
+        h = hashlib.sha256(f"{RECIPE}\n{base_id}\n{devel_id}\n".encode())
         h.update(self.path.read_bytes())
         if self.requirements is not None:
             h.update(self.requirements.read_bytes())
         return h.hexdigest()
 
-    def dockerfile(self, base: str) -> str:
-        """One layer on the base: apt, then pip under constraints, then each run step."""
+    def dockerfile(self, base: str, devel: str = "") -> str:
+        """One layer on the base: the CUDA toolkit of its devel image (nvcc = true), apt,
+        then pip under constraints, then each run step."""
         apt = ["python-is-python3", *self.apt]
+        if devel:
+            apt.append("g++")  # nvcc's host compiler
         if self.pip or self.requirements:
             apt.append("python3-pip")
         lines = [
@@ -81,6 +90,8 @@ class ProjectConfig:
             "ARG DEBIAN_FRONTEND=noninteractive",
             "USER root",
             "COPY caffebox-project /tmp/caffebox-project",
+            *([f"COPY --from={devel} /usr/local/cuda /usr/local/cuda",
+               "ENV PATH=/usr/local/cuda/bin:$PATH CUDAHOME=/usr/local/cuda"] if devel else []),
             "RUN apt-get update && apt-get install -y --no-install-recommends "
             + " ".join(apt) + " && rm -rf /var/lib/apt/lists/*",
         ]  # fmt: skip
@@ -147,11 +158,17 @@ def load(path: Path) -> ProjectConfig:
     if unknown:
         raise CaffeboxError(
             f"{path}: unknown key(s) {', '.join(sorted(unknown))}. caffebox.toml has one "
-            "table, [image], with the keys apt, pip, requirements and run."
+            "table, [image], with the keys apt, pip, requirements, run and nvcc."
         )
     apt = _strings(path, "apt", image.get("apt", []))
     pip = _strings(path, "pip", image.get("pip", []))
     run = _strings(path, "run", image.get("run", []))
+    nvcc = image.get("nvcc", False)
+    if not isinstance(nvcc, bool):
+        raise CaffeboxError(
+            f"{path}: [image] nvcc must be true or false (true: the gpu image's CUDA toolkit, "
+            f"nvcc and headers, for building CUDA extensions); it is {nvcc!r}."
+        )
     for name in apt:
         if not re.fullmatch(r"[a-z0-9][a-z0-9+.-]*(:[a-z0-9]+)?(=[\w.+:~-]+)?", name):
             raise CaffeboxError(
@@ -179,15 +196,17 @@ def load(path: Path) -> ProjectConfig:
                 f"would replace it and pycaffe could then fail to import. Remove '{name}' from "
                 "the list: the image's own version is already importable."
             )
-    return ProjectConfig(path=path, apt=apt, pip=pip, requirements=requirements, run=run)
+    return ProjectConfig(path=path, apt=apt, pip=pip, requirements=requirements, run=run,
+                         nvcc=nvcc)
 
 
-def build_context(config: ProjectConfig, base: str, certificates: bytes) -> io.BytesIO:
+def build_context(config: ProjectConfig, base: str, certificates: bytes,
+                  devel: str = "") -> io.BytesIO:  # fmt: skip
     """The Dockerfile and the declared files only (never the project folder)."""
     buf = io.BytesIO()
     with tarfile.open(fileobj=buf, mode="w") as tar:
         files = {
-            "Dockerfile": config.dockerfile(base).encode(),
+            "Dockerfile": config.dockerfile(base, devel).encode(),
             "caffebox-project/caffebox.toml": config.path.read_bytes(),
             "caffebox-project/constraints.py": templates.text("constraints.py").encode(),
             "caffebox-project/ca-certificates.crt": certificates,
@@ -234,6 +253,30 @@ def explain(config: ProjectConfig, detail: str, tail: Sequence[str]) -> str:
             f"{' | '.join(s.strip() for s in last)}. Fix that [image] run step.")  # fmt: skip
 
 
+def devel_image(client: Any, base: str, labels: dict[str, str], config: ProjectConfig) -> str:
+    """The devel image a gpu image was built on (its nvcc, headers and libraries match the
+    image's CUDA exactly); one paragraph where there is none to copy from."""
+    if not labels.get(CUDA_LABEL):
+        raise CaffeboxError(
+            f"{config.path}: [image] nvcc = true, but {base} is a cpu image (no CUDA). Run "
+            "on a gpu image (--gpus or --image caffebox:gpu), or remove nvcc."
+        )
+    devel = labels.get(BUILD_BASE_LABEL, "")
+    if not devel:
+        raise CaffeboxError(
+            f"{config.path}: [image] nvcc = true, but {base} does not say which CUDA image "
+            "it was built on (built before caffebox recorded it). Build it again with "
+            "'caffebox build-gpu' (the compile is cached)."
+        )
+    if not engine.image_exists(client, devel):
+        raise CaffeboxError(
+            f"{config.path}: [image] nvcc = true copies the CUDA toolkit from {base}'s build "
+            f"base {devel}, which is not on this engine. Make it ('caffebox cuda-base', for "
+            "caffebox's offline bases) or pull it, then run again."
+        )
+    return devel
+
+
 def tag_for(base: str, digest: str) -> str:
     return images.tag_beside(base, f"project-{digest[:12]}")
 
@@ -241,17 +284,20 @@ def tag_for(base: str, digest: str) -> str:
 def ensure(client: Any, base: str, config: ProjectConfig, certificates: bytes,
            out: TextIO = sys.stdout) -> str:  # fmt: skip
     """The project image for `base` (built now, or reused); its tag."""
-    base_id = client.images.get(base).id
-    digest = config.digest(base_id)
+    base_image = client.images.get(base)
+    devel = devel_image(client, base, base_image.labels or {}, config) if config.nvcc else ""
+    devel_id = client.images.get(devel).id if devel else ""
+    digest = config.digest(base_image.id, devel_id)
     tag = tag_for(base, digest)
     if engine.image_exists(client, tag):
         out.write(f"caffebox: project image {tag} (from {config.path}, reused)\n")
         return tag
     out.write(f"caffebox: building the project image {tag} from {config.path} on {base}\n")
     images.stream_build(
-        client, build_context(config, base, certificates), tag=tag, target="",
+        client, build_context(config, base, certificates, devel), tag=tag, target="",
         buildargs={}, nocache=False, out=out, dockerfile="Dockerfile",
-        labels={HASH_LABEL: digest, BASE_LABEL: base_id, FILE_LABEL: str(config.path)},
+        labels={HASH_LABEL: digest, BASE_LABEL: base_image.id, FILE_LABEL: str(config.path),
+                DEVEL_LABEL: devel_id},
         explain=lambda detail, tail: explain(config, detail, tail),
     )  # fmt: skip
     out.write(f"caffebox: built the project image {tag}\n")
@@ -273,7 +319,7 @@ def check_current(labels: dict[str, str], image: str, config_path: Path | None) 
         return
     if config_path is None:
         return
-    now = load(config_path).digest(labels.get(BASE_LABEL, ""))
+    now = load(config_path).digest(labels.get(BASE_LABEL, ""), labels.get(DEVEL_LABEL, ""))
     if now != digest:
         raise CaffeboxError(
             f"{image} is a project image made from an older {config_path} (or its "

@@ -11,6 +11,7 @@ GPU machine.
 
 from __future__ import annotations
 
+import io
 import os
 import re
 import subprocess
@@ -18,7 +19,9 @@ import sys
 
 import pytest
 
-from .support.cli import ROOT, invoke
+from caffebox import project
+
+from .support.cli import ROOT, caffebox, invoke
 from .support.containers import TrackedContainer
 
 pytestmark = pytest.mark.image
@@ -208,17 +211,37 @@ extern "C" int toy_overlap_mask(int n, const float* boxes, float thresh, unsigne
 """
 
 
-def test_a_projects_cuda_extension_compiles_for_sm_90(engine, gpu_image):
-    """The base's nvcc (NVIDIA's wheels) builds a project's .cu for sm_90 without a GPU: a
-    shared library exporting its entry point, and a cubin whose ELF header says SM 90
-    (CUDA 13's cubins keep the SM in e_flags' second byte: 0x6005a04 for sm_90, seen here)."""
+def test_a_projects_cuda_extension_compiles_through_caffebox_toml(engine, image, cuda_base,
+                                                                  open_dir):  # fmt: skip
+    """`nvcc = true` in caffebox.toml: the project image gains the CUDA toolkit of the gpu
+    image's build base (its `io.caffebox.build.base` label), and `caffebox run` builds a
+    project's .cu for sm_90 without a GPU, as the user, into the project's folder: a shared
+    library exporting its entry point and a cubin whose ELF header says SM 90 (CUDA 13's
+    cubins keep the SM in e_flags' second byte: 0x6005a04 for sm_90, seen here). The gpu
+    image is a stand-in: the cpu test image with the labels a gpu image built on the offline
+    CUDA base carries (CI compiles the gpu variant but does not build its runtime image)."""
+    stand_in = "caffebox:gpu-stand-in-test"
+    recipe = (f"FROM {image}\nLABEL {project.CUDA_LABEL}=13.0 "
+              f"{project.BUILD_BASE_LABEL}={cuda_base}\n")  # fmt: skip
+    engine.images.build(fileobj=io.BytesIO(recipe.encode()), tag=stand_in, rm=True)
+    (open_dir / "caffebox.toml").write_text("[image]\nnvcc = true\n")
+    (open_dir / "toy.cu").write_text(TOY_CU)
     script = (
-        f"mkdir -p /tmp/p && cd /tmp/p && cat > toy.cu <<'EOF'\n{TOY_CU}\nEOF\n"
         "nvcc -arch=sm_90 -Xcompiler -fPIC -shared -o libtoy.so toy.cu -lcudart && "
         "nvcc -arch=sm_90 -cubin -o toy.cubin toy.cu && "
         "nm -D libtoy.so | grep -c ' T toy_overlap_mask' && "
         "python3 -c \"import struct; d = open('toy.cubin', 'rb').read(); "
         "print('elf', d[:4] == b'\\x7fELF', 'sm', struct.unpack_from('<I', d, 48)[0] >> 8 & 0xff)\""
     )
-    out = _run(engine, gpu_image, script)
-    assert "elf True sm 90" in out, out
+    env = {**os.environ, "INVOKE_CAFFEBOX_IMAGE": stand_in}
+    try:
+        done = caffebox("run", "--", "sh", "-c", script, cwd=open_dir, env=env)
+        assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+        assert f"building the project image {stand_in}-project-" in done.stdout
+        assert "elf True sm 90" in done.stdout, done.stdout[-2000:]
+        assert (open_dir / "libtoy.so").stat().st_uid == os.getuid()
+    finally:
+        for made in engine.images.list(filters={"label": project.HASH_LABEL}):
+            if any(t.startswith(f"{stand_in}-project-") for t in made.tags):
+                engine.images.remove(made.id, force=True)
+        engine.images.remove(stand_in, force=True)

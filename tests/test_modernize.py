@@ -228,3 +228,47 @@ def test_floats_that_are_no_index_are_not_listed(tmp_path):
         """)
     report, said = _run(tmp_path, write=False)
     assert not report.left and not report.changed, said
+
+
+def test_cython_len_halved_is_integer_division_again(tmp_path):
+    pyx = _write(tmp_path, "masks.pyx", """\
+        ctypedef unsigned long siz
+        cdef void take(siz n):
+            pass
+        def from_polygon(poly):
+            take(len(poly)/2)
+            return len(poly) / 2.0, len(poly[0])/3
+        """)
+    before = _cythonize(pyx)
+    assert before.returncode != 0 and "Cannot assign type 'double' to 'siz'" in before.stderr
+    report, said = _run(tmp_path)
+    text = pyx.read_text()
+    assert "take(len(poly) // 2)" in text and "len(poly[0]) // 3" in text
+    assert "len(poly) / 2.0" in text  # a float division was meant
+    assert "caffebox .pyx len(...) / N -> //" in said
+    assert _cythonize(pyx).returncode == 0
+
+
+def test_nvcc_for_a_gpu_cuda_no_longer_compiles_is_listed(tmp_path):
+    _write(tmp_path, "setup.py", """\
+        ext = dict(extra_compile_args={'gcc': [], 'nvcc': ['-arch=sm_35', '-c']})
+        other = ['-gencode', 'arch=compute_90,code=sm_90']
+        """)
+    report, said = _run(tmp_path)
+    assert report.left == ["setup.py:1: nvcc for sm_35, which CUDA 13 does not compile (it "
+                           "starts at sm_75, CUDA 12 at sm_50): name your GPU's, e.g. sm_90 "
+                           "(see 'nvcc --list-gpu-arch')"]  # fmt: skip
+
+
+def test_a_distutils_header_naming_a_missing_source_is_removed(tmp_path):
+    _write(tmp_path, "coco/maskApi.c", "int mask_api;\n")
+    pyx = _write(tmp_path, "coco/_mask.pyx", """\
+        # distutils: language = c
+        # distutils: sources = ../MatlabAPI/private/maskApi.c
+        x = 1
+        """)
+    kept = _write(tmp_path, "coco/_kept.pyx", "# distutils: sources = maskApi.c\nx = 1\n")
+    report, said = _run(tmp_path)
+    assert pyx.read_text() == "# distutils: language = c\nx = 1\n"
+    assert kept.read_text() == "# distutils: sources = maskApi.c\nx = 1\n"
+    assert "'# distutils: sources' naming a missing file -> removed" in said

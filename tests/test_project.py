@@ -49,6 +49,27 @@ def test_no_pip_no_pip_step(tmp_path):
     assert "python-is-python3" in text  # old Makefiles call `python setup.py`
 
 
+def test_nvcc_copies_the_toolkit_of_the_gpu_images_build_base(tmp_path):
+    config = project.load(_config(tmp_path, "[image]\nnvcc = true\n"))
+    text = config.dockerfile("caffebox:gpu", "caffebox/cuda-offline:13-trixie")
+    assert "COPY --from=caffebox/cuda-offline:13-trixie /usr/local/cuda /usr/local/cuda" in text
+    assert "ENV PATH=/usr/local/cuda/bin:$PATH CUDAHOME=/usr/local/cuda" in text
+    assert " g++" in text  # nvcc's host compiler
+    assert "COPY --from" not in project.load(_config(tmp_path, "[image]\n")).dockerfile("b")
+    gpu = {project.CUDA_LABEL: "13.0", project.BUILD_BASE_LABEL: "devel:13"}
+    here = FakeEngine({"caffebox:gpu": "gpu", "devel:13": "cpu"})
+    assert project.devel_image(here, "caffebox:gpu", gpu, config) == "devel:13"
+    for labels, engine, said in [
+        ({}, here, "is a cpu image"),
+        ({project.CUDA_LABEL: "13.0"}, here, "does not say which CUDA image"),
+        (gpu, FakeEngine({"caffebox:gpu": "gpu"}), "devel:13, which is not on this engine"),
+    ]:  # fmt: skip
+        with pytest.raises(CaffeboxError, match=said):
+            project.devel_image(engine, "caffebox:gpu", labels, config)
+    first = config.digest("sha256:a", "sha256:d1")
+    assert config.digest("sha256:a", "sha256:d2") != first  # a new devel image: a new project image
+
+
 def test_the_hash_follows_the_base_and_the_files(tmp_path):
     (tmp_path / "req.txt").write_text("easydict\n")
     path = _config(tmp_path, '[image]\nrequirements = "req.txt"\n')
@@ -69,6 +90,7 @@ def test_the_hash_follows_the_base_and_the_files(tmp_path):
     ('[image]\npip = ["numpy<2"]\n', "compiled against the image's numpy"),
     ('[image]\npip = ["Protobuf==3.20"]\n', "prototxt"),
     ('[image]\nrequirements = "none.txt"\n', "is not a file"),
+    ('[image]\nnvcc = "yes"\n', "nvcc must be true or false"),
 ])  # fmt: skip
 def test_bad_files_are_one_paragraph(tmp_path, text, said):
     with pytest.raises(CaffeboxError) as caught:
