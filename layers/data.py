@@ -24,6 +24,7 @@ import os
 import caffe
 import numpy as np
 
+from caffebox_layers import blobs
 from caffebox_layers.params import ParamError, layer_params
 
 TRAIN = 0  # caffe.TRAIN; spelled out so the numpy stand-in needs no proto module
@@ -109,7 +110,7 @@ class ArrayData(caffe.Layer):
     # pycaffe's bottom/top vectors can be indexed but not iterated: use indices.
     def reshape(self, bottom, top):
         for i, array in enumerate(self.arrays):
-            top[i].reshape(self.batch_size, *array.shape[1:])
+            blobs.reshape(top[i], self.batch_size, *array.shape[1:])
 
     def forward(self, bottom, top):
         idx = self._next_indices()

@@ -18,6 +18,7 @@ from __future__ import annotations
 import caffe
 import numpy as np
 
+from caffebox_layers import blobs
 from caffebox_layers.params import ParamError, layer_params
 
 
@@ -42,7 +43,7 @@ class EuclideanLoss(caffe.Layer):
         shape = tuple(bottom[0].shape)
         if getattr(self, "diff", None) is None or self.diff.shape != shape:
             self.diff = np.zeros(shape, dtype=np.float32)  # once per shape, not per step
-        top[0].reshape(1)
+        blobs.reshape(top[0], 1)
 
     def forward(self, bottom, top):
         self.diff[...] = bottom[0].data - bottom[1].data.reshape(self.diff.shape)
@@ -91,7 +92,7 @@ class SmoothL1Loss(caffe.Layer):
                     f"SmoothL1Loss: bottom {i} has {bottom[i].count} values, bottom 0 has "
                     f"{bottom[0].count}: all bottoms must be the same size."
                 )
-        top[0].reshape(1)
+        blobs.reshape(top[0], 1)
 
     def forward(self, bottom, top):
         shape = bottom[0].data.shape

@@ -1,6 +1,6 @@
 """Bad inputs caught before any container starts: one paragraph, exit 2, nothing touched.
 
-Each row is a row of the README's troubleshooting table of bad inputs. The engine is
+Each row is a row of the bad-inputs table (docs/errors.md). The engine is
 pointed at a socket that does not exist: none of these may need it (the last row is
 the engine being down).
 """

@@ -1,7 +1,7 @@
 """Bad inputs that only Caffe itself can find, on the real image: the exit status, one
 paragraph, no container left, no user file changed (snapshots aside, where Caffe wrote).
 
-Each row is a row of the README's troubleshooting table of bad inputs.
+Each row is a row of the bad-inputs table (docs/errors.md).
 """
 
 from __future__ import annotations

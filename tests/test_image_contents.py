@@ -24,7 +24,7 @@ def image(each_distro_image) -> str:
 
 # The test source (PyPI brocolli-caffe 9.0.2, which calls highgui and videoio, so keeps
 # Qt and ffmpeg) on Debian 12: 1,051 MB when the runtime installed packages, 626 MB with
-# bundled libraries, 569 MB with GDAL a stub (README, "The image"); on Debian 13 628 MB
+# bundled libraries, 569 MB with GDAL a stub (docs/image.md); on Debian 13 628 MB
 # (newer Qt, ffmpeg and OpenCV; scipy 1.15 carries its own OpenBLAS). The bounds leave
 # room for point releases.
 TEST_SOURCE_MAX_MB = {"bookworm": 600, "trixie": 660}

@@ -1,4 +1,4 @@
-"""What a run's container is allowed, read off a live one: the README's isolation list."""
+"""What a run's container is allowed, read off a live one: the isolation list of training.md."""
 
 from __future__ import annotations
 

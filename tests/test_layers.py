@@ -193,3 +193,24 @@ def test_standin_never_shadows_real_caffe(monkeypatch):
     monkeypatch.setitem(sys.modules, "caffe", real)
     with pytest.raises(RuntimeError, match="never shadows"):
         standin.install()
+
+
+def test_a_blob_of_a_4d_only_caffe_gets_the_shape_padded():
+    """BVLC rc2's Blob.reshape takes exactly four ints (Boost raises a TypeError subclass);
+    ArrayData's label (N,) becomes (N, 1, 1, 1) there, and stays (N,) elsewhere."""
+    from caffebox_layers import blobs
+
+    class FourD:
+        def reshape(self, num, channels, height, width):
+            self.shape = (num, channels, height, width)
+
+    class ND:
+        def reshape(self, *shape):
+            self.shape = shape
+
+    old, new = FourD(), ND()
+    blobs.reshape(old, 64)
+    blobs.reshape(new, 64)
+    assert old.shape == (64, 1, 1, 1) and new.shape == (64,)
+    blobs.reshape(old, 2, 3, 4, 5)
+    assert old.shape == (2, 3, 4, 5)
