@@ -33,7 +33,7 @@ def suite_for(image: str) -> str:
     name, _, tag = image.partition(":")
     if not name.endswith("debian"):
         raise CaffeboxError(
-            f"invoke base-image makes Debian images only, not {image!r}. Pull that image "
+            f"caffebox base-image makes Debian images only, not {image!r}. Pull that image "
             "with 'docker pull', or name a debian:<suite> image."
         )
     suite = (tag or "bookworm").split("-")[0]

@@ -46,7 +46,7 @@ def request(settings: Any, variant: str, options: BuildOptions) -> images.BuildR
         chosen = on_distro(chosen, distro)
     if o.cuda_arch:
         if chosen.cpu_only:
-            raise CaffeboxError("--cuda-arch applies to the gpu variant only (invoke build-gpu).")
+            raise CaffeboxError("--cuda-arch applies to the gpu variant only (caffebox build-gpu).")
         chosen = replace(chosen, cuda_archs=parse_cuda_archs(o.cuda_arch), cuda_archs_named=True)
     return images.BuildRequest(
         variant=chosen,

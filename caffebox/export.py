@@ -4,7 +4,7 @@ Clusters run unprivileged runtimes (Charliecloud's ch-run, Apptainer's --sandbox
 chroot, none of which read an image's ENV. The export adds `caffebox-run`, a shell
 entry that sets what the image's ENV sets, so `caffebox-run caffe train ...` behaves
 as in Docker. `--without-cuda-libs` leaves out the CUDA toolkit libraries (cudart,
-cuBLAS, cuDNN, cuRAND, NCCL), wherever they are, and everything else under
+cuBLAS, cuDNN, cuRAND, NCCL, NVRTC), wherever they are, and everything else under
 /usr/local/cuda* (a gpu image built on an offline base carries nvcc there), so the host's
 own are used; the driver is always the host's.
 """
@@ -192,8 +192,8 @@ def export(client: docker.DockerClient, image: str, out: Path, *, without_cuda_l
         attrs = client.images.get(image).attrs
     except docker.errors.ImageNotFound:
         raise CaffeboxError(
-            f"The image {image} is not on this engine. Build it (invoke build-cpu), pull it "
-            "(invoke pull), or name one from 'docker images'."
+            f"The image {image} is not on this engine. Build it (caffebox build-cpu), pull it "
+            "(caffebox pull), or name one from 'docker images'."
         ) from None
     env = attrs.get("Config", {}).get("Env") or []
     facts = {"name": image, "id": attrs.get("Id", ""), "digests": attrs.get("RepoDigests") or [],

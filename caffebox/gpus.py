@@ -59,9 +59,9 @@ def check_gpu_run(client: docker.DockerClient, image: str, variant: str, gpus: l
 
 
 def check_image_variant(variant: str, image: str, gpus: list[str]) -> None:
-    """--gpu needs the gpu image; the gpu image without --gpu still runs on the CPU."""
+    """--gpu needs the gpu image: the cpu image is built CPU_ONLY."""
     if gpus and variant == "cpu":
         raise CaffeboxError(
             f"--gpu was given, but {image} is the CPU image (built CPU_ONLY). Build the GPU "
-            "image with 'invoke build-gpu' and pass --image caffebox:gpu (or set image)."
+            "image with 'caffebox build-gpu' and pass --image caffebox:gpu (or set image)."
         )

@@ -203,7 +203,7 @@ def _build_hint(text: str, buildargs: dict[str, str]) -> str:
     if "pull access denied" in text or "manifest unknown" in text or missing_base:
         return (
             f"The base image {base} is not on this engine and cannot be pulled: run "
-            "'invoke base-image' to make it with debootstrap, or 'docker pull' it."
+            "'caffebox base-image' to make it with debootstrap, or 'docker pull' it."
         )
     if "Could not resolve" in text or "Temporary failure resolving" in text:
         return "The build needs the network for its packages: check DNS and proxy settings."

@@ -107,7 +107,7 @@ def ready(
         if target.build is None:
             raise CaffeboxError(
                 f"The image {target.image} does not exist and cannot be pulled ({why}). Build "
-                f"it with 'invoke build-cpu --tag {target.image}' (or build-gpu), set the "
+                f"it with 'caffebox build-cpu --tag {target.image}' (or build-gpu), set the "
                 "registry setting to where it is published, or pass --image with an image you "
                 "have ('docker images')."
             )

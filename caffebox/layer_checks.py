@@ -52,7 +52,7 @@ def test_layers_command(path: str, pytest_args: list[str]) -> tuple[list[str], P
     if not target.exists():
         raise CaffeboxError(
             f"{target.resolve()} does not exist. Pass the folder that holds your layer tests, "
-            "e.g. 'invoke test-layers my_layers/tests'."
+            "e.g. 'caffebox test-layers my_layers/tests'."
         )
     command = ["python3", "-m", "pytest", "-p", "caffebox_layers.testing.plugin"]
     command += ["-p", "no:cacheprovider", str(target), *pytest_args]

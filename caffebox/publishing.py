@@ -61,7 +61,7 @@ def _reason(detail: str, where: str) -> str:
             "in the registry setting or --registry, and that it is running."
         )
     if "manifest unknown" in low or "not found" in low:
-        return f"{where} has no such image ({detail}). Publish it first (invoke publish)."
+        return f"{where} has no such image ({detail}). Publish it first (caffebox publish)."
     if "http response to https client" in low:
         return (
             f"{where.split('/')[0]} speaks plain HTTP ({detail}). The engine allows that only "
@@ -122,7 +122,7 @@ def plan_tags(client: docker.DockerClient, image: str, repository: str) -> list[
     except docker.errors.ImageNotFound:
         raise CaffeboxError(
             f"The image {image} is not on this engine, so it cannot be published. Build it "
-            "(invoke build-cpu / build-gpu) or pass --image with one from 'docker images'."
+            "(caffebox build-cpu / build-gpu) or pass --image with one from 'docker images'."
         ) from None
     try:
         names = tags.image_tags(labels)

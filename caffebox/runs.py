@@ -114,7 +114,8 @@ def mounts(spec: RunSpec) -> list[Mount]:
         if not _inside(folder, spec.cwd) and not any(m["Target"] == str(folder) for m in found):
             found.append(Mount(str(folder), str(folder), type="bind", read_only=True))
     if spec.project_layers is not None and spec.project_layers.is_dir():
-        # The checkout's layers/ over the image's copy: edits apply without a rebuild.
+        # The host's caffebox_layers (a checkout's layers/ when installed editable) over the
+        # image's copy: edits apply without a rebuild.
         found.append(
             Mount(paths.IMAGE_LAYERS_DIR, str(spec.project_layers), type="bind", read_only=True)
         )

@@ -1,5 +1,6 @@
 """A sweep as one Slurm job array: one task per variant, each running `caffebox train`
-on its node the way it runs here (the node's Docker engine, or Podman's socket).
+on its node the way it runs here (the node's Docker engine, Podman's socket, or
+Charliecloud's ch-run on an unpacked export where a node has no engine).
 
 The cluster needs a folder shared by the nodes (the project, where the sweep and its
 records live), caffebox installed where the nodes see it, and the image on every node

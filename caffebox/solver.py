@@ -1,7 +1,7 @@
 """Reading a solver file and checking what it names, before any container starts.
 
 Caffe resolves relative paths in solver and net files against its working
-directory. `invoke train` runs Caffe in the current directory, mounted at the same
+directory. `caffebox train` runs Caffe in the current directory, mounted at the same
 absolute path, so the host can check every path exactly as Caffe will see it.
 """
 

@@ -288,7 +288,7 @@ def explain_failure(result: TrainedRun, train_plan: TrainPlan) -> str:
         return (
             f"caffe exited with {result.exit_code}: a Python layer module did not import (see "
             f"the traceback above). caffebox puts these folders on PYTHONPATH: {dirs}, plus "
-            "the project's 'layers' package. Pass --layers DIR for the folder that holds "
+            "caffebox's own caffebox_layers. Pass --layers DIR for the folder that holds "
             "your module file, and check python_param { module: ... } in the net."
         )
     if "Traceback" in text:
@@ -326,7 +326,7 @@ def explain_failure(result: TrainedRun, train_plan: TrainPlan) -> str:
             if train_plan.spec.gpus
             else "a gpu image needs a GPU even for solver_mode: CPU, because its convolution "
             "and pooling layers default to cuDNN. Pass --gpu 0 on a GPU host, or train on the "
-            "cpu image (invoke build-cpu; --image caffebox:cpu)"
+            "cpu image (caffebox build-cpu; --image caffebox:cpu)"
         )
         return f"caffe exited with {result.exit_code}: {gpu}."
     return f"caffe exited with {result.exit_code}; the log above shows why."

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
+from caffebox.errors import CaffeboxError
+
 
 @dataclass(frozen=True)
 class Variant:
@@ -52,16 +54,12 @@ def parse_cuda_archs(text: str) -> tuple[int, ...]:
     for item in text.replace(",", " ").split():
         digits = item.lower().removeprefix("sm_").removeprefix("compute_").replace(".", "")
         if not digits.isdigit() or not 30 <= int(digits) <= 130:
-            from caffebox.errors import CaffeboxError
-
-            raise CaffeboxError(
+                raise CaffeboxError(
                 f"--cuda-arch: {item!r} is not a compute capability. Write them like "
                 "'80,90' or 'sm_80 sm_90'."
             )
         archs.append(int(digits))
     if not archs:
-        from caffebox.errors import CaffeboxError
-
         raise CaffeboxError("--cuda-arch is empty: name at least one, e.g. '80,90'.")
     return tuple(archs)
 
@@ -107,8 +105,6 @@ def cuda_offline_base(distro: str) -> str:
 def check_distro(distro: str) -> str:
     """`distro` if caffebox builds on it, else an error naming those it does."""
     if distro not in DISTROS:
-        from caffebox.errors import CaffeboxError
-
         raise CaffeboxError(
             f"--distro {distro!r}: caffebox builds on Debian {' and '.join(DISTROS)}. Pass "
             "one of them (or --base-image for another base)."
@@ -131,8 +127,6 @@ def get_variant(name: str) -> Variant:
     try:
         return VARIANTS[name]
     except KeyError:
-        from caffebox.errors import CaffeboxError
-
         known = ", ".join(sorted(VARIANTS))
         raise CaffeboxError(
             f"Unknown variant {name!r}: caffebox builds {known}. Pass --variant with one of them."

@@ -7,7 +7,7 @@ solver file, --weights and --snapshot, the final snapshot, Ctrl-C, and exit code
 
     python3 -m caffebox_layers.parallel --solver solver.prototxt --gpus 0,1
 
-`invoke train --gpu 0,1` runs it for you when the net has Python layers. Rank 0 is
+`caffebox train --gpu 0,1` runs it for you when the net has Python layers. Rank 0 is
 Caffe's root solver: it logs, tests and snapshots. Every rank steps in chunks of
 `display` iterations and, between chunks, all ranks agree (through a barrier) whether a
 Ctrl-C asked them to stop, so none is left waiting in an NCCL all-reduce.

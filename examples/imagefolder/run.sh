@@ -1,6 +1,6 @@
 #!/bin/sh
 # The classic Caffe data path, end to end, from the repo root: every line is what you type.
-# (tests/test_data_path_image.py runs these very lines.)
+# (tests/test_beyond_training_image.py runs these very lines.)
 set -e
 caffebox python examples/imagefolder/prepare.py
 caffebox run -- convert_imageset --shuffle examples/imagefolder/images/ examples/imagefolder/train.txt examples/imagefolder/train_lmdb

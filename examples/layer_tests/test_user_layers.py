@@ -1,4 +1,4 @@
-"""A user's layer tests, as `invoke test-layers tests/layer_fixtures` runs them in the image."""
+"""A user's layer tests, as `caffebox test-layers tests/layer_fixtures` runs them in the image."""
 
 import numpy as np
 import pytest

@@ -2,8 +2,8 @@
 
 Run it in the image (pycaffe's NetSpec needs Caffe's protobuf module), then train:
 
-    invoke python examples/netspec/make_net.py
-    invoke train examples/netspec/solver.prototxt
+    caffebox python examples/netspec/make_net.py
+    caffebox train examples/netspec/solver.prototxt
 
 The net: caffebox's ArrayData layer serves the digits, a learnable per-channel
 affine (ChannelAffine, a Python layer with parameters) normalises them, then
@@ -18,7 +18,7 @@ from caffe import layers as L
 from caffe import params as P
 
 HERE = Path(__file__).resolve().parent
-DATA = "examples/digits"  # paths are relative to where `invoke train` runs: the repo root
+DATA = "examples/digits"  # paths are relative to where `caffebox train` runs: the repo root
 
 
 def data_layer(n: caffe.NetSpec, phase: int, source: str, batch_size: int) -> None:

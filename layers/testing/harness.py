@@ -50,7 +50,7 @@ def caffe_backend() -> tuple[Any, str]:
             import caffe as module  # noqa: F811
         except ImportError:
             raise RuntimeError(
-                "No caffe here. Run inside a caffebox image (invoke gradcheck / invoke "
+                "No caffe here. Run inside a caffebox image (caffebox gradcheck / caffebox "
                 "test-layers), or switch on the numpy stand-in first: "
                 "from caffebox_layers.testing import standin; standin.install()"
             ) from None

@@ -1,6 +1,6 @@
 """pytest fixtures for testing Python layers (``pytest -p caffebox_layers.testing.plugin``).
 
-``invoke test-layers DIR`` loads this plugin inside the image, so a user's tests
+``caffebox test-layers DIR`` loads this plugin inside the image, so a user's tests
 can ask for:
 
 - ``layer_net``: build one layer wired to input arrays, on real pycaffe where it
