@@ -9,6 +9,7 @@ signals (ch-run execs the program, so Caffe itself gets the SIGINT and snapshots
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import shutil
@@ -16,10 +17,11 @@ import signal
 import subprocess
 import tempfile
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any
 
+from caffebox import contract
 from caffebox.errors import CaffeboxError
 
 ENTRY = "usr/bin/caffebox-run"
@@ -49,8 +51,9 @@ class ChContainer:
 
     def __init__(self, rootfs: Path, options: dict[str, Any]) -> None:
         self.rootfs, self.options = rootfs, options
-        self.proc: subprocess.Popen | None = None
+        self.proc: subprocess.Popen[bytes] | None = None
         self.home = ""
+        self.attrs: dict[str, Any] = {"State": {"Status": "created", "Running": False}}
 
     def _command(self) -> list[str]:
         o = self.options
@@ -92,10 +95,21 @@ class ChContainer:
             stdin=subprocess.DEVNULL,
         )  # fmt: skip
 
-    def logs(self, stream: bool = True, follow: bool = True) -> Iterator[bytes]:
+    def reload(self) -> None:
+        """The process's state in the engine's words (State.Running, ExitCode)."""
+        if self.proc is None:
+            return
+        code = self.proc.poll()
+        state = {"Status": "running", "Running": True} if code is None else {
+            "Status": "exited", "Running": False, "ExitCode": 128 - code if code < 0 else code,
+        }  # fmt: skip
+        self.attrs = {"State": state}
+
+    def logs(self, *, stream: bool = True, follow: bool = True) -> Iterator[bytes]:
         assert self.proc is not None and self.proc.stdout is not None
+        out = self.proc.stdout
         while True:
-            chunk = self.proc.stdout.read1(65536)
+            chunk = out.read1(65536) if isinstance(out, io.BufferedReader) else out.read(65536)
             if not chunk:
                 return
             yield chunk
@@ -104,12 +118,12 @@ class ChContainer:
         if self.proc is not None and self.proc.poll() is None:
             self.proc.send_signal(signal)
 
-    def wait(self, timeout: float | None = None) -> dict[str, int]:
+    def wait(self, *, timeout: float | None = None) -> dict[str, int]:
         assert self.proc is not None
         code = self.proc.wait()
         return {"StatusCode": 128 - code if code < 0 else code}
 
-    def remove(self, force: bool = False) -> None:
+    def remove(self, *, force: bool = False) -> None:
         self.kill()
         if self.proc is not None:
             self.proc.wait()
@@ -117,24 +131,52 @@ class ChContainer:
             shutil.rmtree(self.home, ignore_errors=True)
 
 
-class ChClient:
-    """The Docker client calls caffebox makes, answered by an unpacked export and ch-run."""
+@dataclass
+class ChImage:
+    """An unpacked export's facts (caffebox-facts.json), as an engine's image."""
 
+    id: str
+    labels: dict[str, Any]
+    attrs: dict[str, Any]
+
+
+class _ChImages:
     def __init__(self, rootfs: Path) -> None:
         self.rootfs = rootfs
-        self.images = SimpleNamespace(get=self._image)
-        self.containers = SimpleNamespace(create=lambda **o: ChContainer(self.rootfs, o))
 
-    def _image(self, name: str) -> SimpleNamespace:
+    def get(self, name: str) -> ChImage:
         facts_file = self.rootfs / FACTS
         facts = json.loads(facts_file.read_text()) if facts_file.is_file() else {}
-        return SimpleNamespace(
+        return ChImage(
             id=facts.get("id", ""), labels=facts.get("labels") or {},
             attrs={"RepoDigests": facts.get("digests") or [], "Config": {"Entrypoint": None}},
         )  # fmt: skip
+
+
+class _ChContainers:
+    def __init__(self, rootfs: Path) -> None:
+        self.rootfs = rootfs
+
+    def create(self, **options: Any) -> ChContainer:
+        return ChContainer(self.rootfs, options)
+
+
+class ChClient:
+    """The engine calls of caffebox's run path (caffebox.contract.Engine), answered by an
+    unpacked export and ch-run."""
+
+    def __init__(self, rootfs: Path) -> None:
+        self.rootfs = rootfs
+        self.images = _ChImages(rootfs)
+        self.containers = _ChContainers(rootfs)
 
     def info(self) -> dict[str, Any]:
         return {"Runtimes": {}, "SecurityOptions": ["name=rootless"]}
 
     def version(self) -> dict[str, Any]:
         return {"Components": [{"Name": "Charliecloud ch-run"}]}
+
+
+def _implements(client: ChClient) -> contract.Engine:
+    """mypy's check that ChClient keeps the contract (never called)."""
+    return client

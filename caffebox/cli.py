@@ -19,7 +19,11 @@ from typing import Any
 
 import docker
 import yaml
-from invoke import Collection, Context, Exit, ParseError, Program, task
+from invoke.collection import Collection
+from invoke.context import Context
+from invoke.exceptions import Exit, ParseError
+from invoke.program import Program
+from invoke.tasks import task
 
 from caffebox import __version__, makeconfig
 from caffebox.errors import CaffeboxError

@@ -5,6 +5,7 @@ from __future__ import annotations
 import docker
 from docker.errors import DockerException
 
+from caffebox import contract
 from caffebox.errors import CaffeboxError
 
 
@@ -22,12 +23,12 @@ def connect() -> docker.DockerClient:
     return client
 
 
-def image_variant(client: docker.DockerClient, name: str) -> str:
+def image_variant(client: contract.Engine, name: str) -> str:
     """The caffebox variant an image was built as ('cpu', 'gpu'), '' for other images."""
-    return (client.images.get(name).labels or {}).get("io.caffebox.variant", "")
+    return str((client.images.get(name).labels or {}).get("io.caffebox.variant", ""))
 
 
-def image_exists(client: docker.DockerClient, name: str) -> bool:
+def image_exists(client: contract.Engine, name: str) -> bool:
     """True when the engine has an image called `name`."""
     try:
         client.images.get(name)
@@ -36,22 +37,28 @@ def image_exists(client: docker.DockerClient, name: str) -> bool:
     return True
 
 
-def has_own_init(client: docker.DockerClient, name: str) -> bool:
+def has_own_init(client: contract.Engine, name: str) -> bool:
     """True when the image's entrypoint is an init (caffebox images: tini), so the engine
     need not add one (Podman's needs catatonit on the host for that)."""
     entry = (client.images.get(name).attrs.get("Config") or {}).get("Entrypoint") or []
     return bool(entry) and entry[0].rsplit("/", 1)[-1] in ("tini", "tini-static", "catatonit")
 
 
-def is_podman(client: docker.DockerClient) -> bool:
+def is_podman(client: contract.Engine) -> bool:
     """True for Podman's Docker-compatible service (`podman system service`)."""
     components = client.version().get("Components") or []
     return any(str(c.get("Name", "")).startswith("Podman") for c in components)
 
 
-def is_rootless(client: docker.DockerClient) -> bool:
+def is_rootless(client: contract.Engine) -> bool:
     """True for an engine running as a normal user (Podman says Rootless; Docker lists
     name=rootless among its security options)."""
     info = client.info()
     options = info.get("SecurityOptions") or []
     return bool(info.get("Rootless")) or any("rootless" in str(o) for o in options)
+
+
+def _implements(client: docker.DockerClient) -> contract.Engine:
+    """mypy's check that Docker's SDK client (Docker, Podman) keeps the engine contract
+    (never called)."""
+    return client

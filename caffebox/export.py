@@ -21,7 +21,7 @@ import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, cast
 
 import docker
 
@@ -205,7 +205,9 @@ def export(client: docker.DockerClient, image: str, out: Path, *, without_cuda_l
     container = client.containers.create(image, command=["true"], labels={"io.caffebox.run": "1"})
     partial = out.with_name(out.name + ".partial")
     try:
-        reader = io.BufferedReader(_ChunkReader(container.export()), buffer_size=1 << 20)
+        # The SDK streams the export as byte chunks (its type stubs say str).
+        chunks = cast(Iterable[bytes], container.export())
+        reader = io.BufferedReader(_ChunkReader(chunks), buffer_size=1 << 20)
         compressor = zstandard.ZstdCompressor(level=level, threads=-1)
         with open(partial, "wb") as raw, compressor.stream_writer(raw, closefd=False) as zout:
             report = rewrite(reader, zout, extra, drop_cuda=without_cuda_libs)

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from typing import Any
 
-import docker
 from docker.types import DeviceRequest
 
+from caffebox import contract
 from caffebox.errors import CaffeboxError
 
 
@@ -39,7 +39,7 @@ def caffe_gpu_flag(gpus: list[str]) -> str:
     return "all" if gpus == ["all"] else ",".join(str(i) for i in range(len(gpus)))
 
 
-def check_engine_has_gpus(client: docker.DockerClient) -> None:
+def check_engine_has_gpus(client: contract.Engine) -> None:
     """An engine without NVIDIA's container runtime cannot hand GPUs to a container."""
     runtimes = client.info().get("Runtimes") or {}
     if "nvidia" not in runtimes:
@@ -51,7 +51,7 @@ def check_engine_has_gpus(client: docker.DockerClient) -> None:
         )
 
 
-def check_gpu_run(client: docker.DockerClient, image: str, variant: str, gpus: list[str]) -> None:
+def check_gpu_run(client: contract.Engine, image: str, variant: str, gpus: list[str]) -> None:
     """Before a container asks for `gpus`: a gpu image, and an engine that can hand GPUs in."""
     check_image_variant(variant, image, gpus)
     if gpus:

@@ -19,6 +19,7 @@ import math
 import os
 import re
 import threading
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass
@@ -255,13 +256,15 @@ def load(root: Path) -> dict[str, Any]:
             f"{root} is not a sweep folder (no {SWEEP_FILE}). Pass the folder a sweep printed, "
             "e.g. sweeps/solver-1a2b3c4d."
         )
-    return json.loads(path.read_text())
+    sweep: dict[str, Any] = json.loads(path.read_text())
+    return sweep
 
 
 class Runner:
     """Runs variants N at a time on one engine; the main thread owns the signals."""
 
-    def __init__(self, run_one, parallel: int) -> None:
+    def __init__(self, run_one: Callable[[GridPoint, int, int, list[int]], str],
+                 parallel: int) -> None:  # fmt: skip
         self.run_one = run_one
         self.parallel = parallel
         self.lock = threading.Lock()

@@ -158,7 +158,7 @@ def stream_build(
     `explain(error, last lines)` when given). Stops reading (and returns) once `give_up` is
     set: a build beside it failed, and the engine ends this one when the process goes."""
     context.seek(0)
-    chunks: Iterable[dict] = client.api.build(
+    chunks: Iterable[dict[str, Any]] = client.api.build(
         fileobj=context,
         custom_context=True,
         dockerfile=dockerfile,
@@ -295,7 +295,7 @@ def _build_stage_beside_runtime_base(
             out.write(
                 f"caffebox: the runtime base {request.runtime_base_tag()}, built meanwhile:\n"
             )
-            out.write(side_log.getvalue())
+            out.write(side_log.getvalue() if isinstance(side_log, io.StringIO) else "")
 
     try:
         stream_build(
@@ -326,7 +326,7 @@ def build(
             client, context, tag=request.tag, target="build", buildargs=args,
             nocache=request.nocache, out=out,
         )  # fmt: skip
-        return client.images.get(request.tag).id
+        return str(client.images.get(request.tag).id)
     runtime_base, runtime_tag = request.runtime_base_tag(), tag_beside(request.tag, "runtime")
     out.write(
         f"caffebox: building {request.tag} (variant {request.variant.name}); the runtime base "
@@ -358,7 +358,7 @@ def build(
         f"caffebox: built {request.tag} ({image.short_id}): Python {args['PYTHON_VERSION']}, "
         f"numpy {args['NUMPY_VERSION']}, Caffe {args['CAFFE_REVISION'] or 'unknown commit'}\n"
     )
-    return image.id
+    return str(image.id)
 
 
 # The offline CUDA build bases, by CUDA major, as (Dockerfile, default tag, targets): Debian's

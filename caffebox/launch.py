@@ -14,11 +14,22 @@ import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any, TextIO, cast
 
 import docker
 
-from caffebox import building, charliecloud, engine, gpus, images, limits, project, runs, training
+from caffebox import (
+    building,
+    charliecloud,
+    contract,
+    engine,
+    gpus,
+    images,
+    limits,
+    project,
+    runs,
+    training,
+)
 from caffebox import solver as solverlib
 from caffebox.errors import CaffeboxError
 from caffebox.progress import ProgressBar
@@ -84,15 +95,22 @@ def _env(settings: Any) -> tuple[tuple[str, str], ...]:
 RUNTIMES = ("docker", "charliecloud")
 
 
-def connect(target: Target) -> Any:
+def connect(target: Target) -> contract.Engine:
     """The engine for the target: Docker's API (Docker, Podman), or ch-run's stand-in."""
     if target.runtime == "charliecloud":
         return charliecloud.ChClient(charliecloud.check_rootfs(Path(target.image)))
     return engine.connect()
 
 
+def docker_client(client: contract.Engine) -> docker.DockerClient:
+    """The engine of the docker runtime, for what only it does (pull, build): Docker's SDK
+    client (Docker, Podman), or a unit test's fake of it. ch-run never gets here: its
+    images are exports, neither pulled nor built."""
+    return cast(docker.DockerClient, client)
+
+
 def ready(
-    client: docker.DockerClient,
+    client: contract.Engine,
     target: Target,
     gpu_list: Sequence[str] = (),
     solver: solverlib.Solver | None = None,
@@ -101,7 +119,7 @@ def ready(
     """The image is here (found, pulled or built) and fits the run; returns the image to
     run: the project image when the project has a caffebox.toml."""
     why = "" if target.runtime == "charliecloud" else ensure_image(
-        client, target.image, target.registry, out=out
+        docker_client(client), target.image, target.registry, out=out
     )
     if why:
         if target.build is None:
@@ -130,7 +148,7 @@ def ready(
     return image
 
 
-def project_image(client: docker.DockerClient, target: Target, out: TextIO) -> str:
+def project_image(client: contract.Engine, target: Target, out: TextIO) -> str:
     """The image a run uses: `target.image`, or the project image made from the project's
     caffebox.toml on it. An image that is already a project image (a Slurm task's, an
     export) is used as it is, if it is current."""
@@ -142,10 +160,10 @@ def project_image(client: docker.DockerClient, target: Target, out: TextIO) -> s
         return target.image
     config = project.load(target.project)
     certificates = images.read_certificates(target.ca_certificates)
-    return project.ensure(client, target.image, config, certificates, out=out)
+    return project.ensure(docker_client(client), target.image, config, certificates, out=out)
 
 
-def _fit_to_engine(client: docker.DockerClient, spec: runs.RunSpec, target: Target) -> runs.RunSpec:
+def _fit_to_engine(client: contract.Engine, spec: runs.RunSpec, target: Target) -> runs.RunSpec:
     """What the spec needs of this engine: its init only where the image has none of its
     own; Podman's options (rootful or rootless) where the engine is Podman."""
     spec.init = not engine.has_own_init(client, spec.image)
@@ -195,7 +213,7 @@ def train(target: Target, plan: training.TrainPlan, out: TextIO = sys.stdout) ->
 
 
 def train_ready(
-    client: docker.DockerClient,
+    client: contract.Engine,
     target: Target,
     plan: training.TrainPlan,
     out: TextIO,

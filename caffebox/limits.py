@@ -6,9 +6,7 @@ from __future__ import annotations
 import re
 import resource
 
-import docker
-
-from caffebox import runs
+from caffebox import contract, runs
 from caffebox.errors import CaffeboxError
 
 # Processes a run may have under Podman: what containers.conf's example sets. The host's
@@ -39,7 +37,7 @@ def host_ulimits() -> tuple[tuple[str, int, int], ...]:
     return (nofile, ("nproc", nproc, nproc))
 
 
-def engine_memory(client: docker.DockerClient) -> int:
+def engine_memory(client: contract.Engine) -> int:
     try:
         return int(client.info().get("MemTotal") or 0)
     except Exception:  # noqa: BLE001 - an engine (or stand-in) that does not say

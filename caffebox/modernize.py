@@ -21,6 +21,7 @@ import sys
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, TextIO
 
 from caffebox.errors import CaffeboxError
 from caffebox.paths import shown
@@ -98,7 +99,7 @@ def runs_directly(text: str) -> bool:
 
 
 @functools.lru_cache(maxsize=2)
-def _tool(script: bool):  # -> fissix.refactor.RefactoringTool
+def _tool(script: bool) -> Any:  # fissix.refactor.RefactoringTool (fissix has no types)
     """fissix's default fixers (without `import` for scripts), made once per kind: each
     fixer counts into `tool.counted` when it changes something."""
     try:
@@ -116,7 +117,8 @@ def _tool(script: bool):  # -> fissix.refactor.RefactoringTool
     for fixer in tool.pre_order + tool.post_order:
         name = type(fixer).__module__.rsplit(".fix_", 1)[-1]
 
-        def counting(node, results, _orig=fixer.transform, _name=name):  # noqa: ANN001
+        def counting(node: Any, results: Any, _orig: Any = fixer.transform,
+                     _name: str = name) -> Any:  # fmt: skip
             before = str(node)
             new = _orig(node, results)
             if str(new if new is not None else node) != before:
@@ -167,8 +169,9 @@ def _ruff(args: list[str], text: str, path: Path) -> str:
     return done.stdout
 
 
-def _findings(text: str, path: Path) -> list[dict]:
-    return json.loads(_ruff(["--output-format", "json"], text, path) or "[]")
+def _findings(text: str, path: Path) -> list[dict[str, Any]]:
+    found: list[dict[str, Any]] = json.loads(_ruff(["--output-format", "json"], text, path) or "[]")
+    return found
 
 
 def numpy_names(text: str, path: Path, report: Report) -> str:
@@ -355,10 +358,10 @@ def missing_sources(text: str, pyx: Path, report: Report) -> str:
     cythonize follows it (older build_ext ignored it), so the build stops on a missing file
     that setup.py's Extension already lists where it is (pycocotools' _mask.pyx)."""
 
-    def drop(found: re.Match) -> str:
+    def drop(found: re.Match[str]) -> str:
         names = [n for n in re.split(r"[\s,]+", found.group(1).strip()) if n]
         if all((pyx.parent / n).exists() for n in names):
-            return found.group(0)
+            return str(found.group(0))
         report.fixes["caffebox .pyx '# distutils: sources' naming a missing file -> removed"] += 1
         return ""
 
@@ -434,7 +437,7 @@ def collect(paths: Iterable[str], cwd: Path) -> list[Path]:
 
 
 def modernize(paths: Iterable[str], write: bool = False, cwd: Path | None = None,
-              out=sys.stdout) -> Report:  # fmt: skip
+              out: TextIO = sys.stdout) -> Report:  # fmt: skip
     """Diff (or, with write, apply) every fix to the files under `paths`."""
     cwd = (cwd or Path.cwd()).resolve()
     files = collect(paths, cwd)

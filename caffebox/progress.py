@@ -51,7 +51,7 @@ class ProgressBar:
         self, iteration: int, loss: float | None, tests: dict[str, float] | None = None
     ) -> None:
         if self._bar is not None:
-            self._bar.n = min(iteration, self._bar.total)
+            self._bar.n = min(iteration, self._bar.total or iteration)
             self._bar.set_postfix_str(self.postfix(loss, tests), refresh=False)
 
     def draw(self) -> None:

@@ -30,7 +30,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
 
-from caffebox import engine, images, templates
+import docker
+
+from caffebox import contract, engine, images, templates
 from caffebox.errors import CaffeboxError
 
 if sys.version_info >= (3, 11):
@@ -253,7 +255,8 @@ def explain(config: ProjectConfig, detail: str, tail: Sequence[str]) -> str:
             f"{' | '.join(s.strip() for s in last)}. Fix that [image] run step.")  # fmt: skip
 
 
-def devel_image(client: Any, base: str, labels: dict[str, str], config: ProjectConfig) -> str:
+def devel_image(client: contract.Engine, base: str, labels: dict[str, str],
+                config: ProjectConfig) -> str:  # fmt: skip
     """The devel image a gpu image was built on (its nvcc, headers and libraries match the
     image's CUDA exactly); one paragraph where there is none to copy from."""
     if not labels.get(CUDA_LABEL):
@@ -281,13 +284,14 @@ def tag_for(base: str, digest: str) -> str:
     return images.tag_beside(base, f"project-{digest[:12]}")
 
 
-def ensure(client: Any, base: str, config: ProjectConfig, certificates: bytes,
+def ensure(client: docker.DockerClient, base: str, config: ProjectConfig, certificates: bytes,
            out: TextIO = sys.stdout) -> str:  # fmt: skip
     """The project image for `base` (built now, or reused); its tag."""
     base_image = client.images.get(base)
     devel = devel_image(client, base, base_image.labels or {}, config) if config.nvcc else ""
-    devel_id = client.images.get(devel).id if devel else ""
-    digest = config.digest(base_image.id, devel_id)
+    devel_id = str(client.images.get(devel).id) if devel else ""
+    base_id = str(base_image.id)
+    digest = config.digest(base_id, devel_id)
     tag = tag_for(base, digest)
     if engine.image_exists(client, tag):
         out.write(f"caffebox: project image {tag} (from {config.path}, reused)\n")
@@ -296,7 +300,7 @@ def ensure(client: Any, base: str, config: ProjectConfig, certificates: bytes,
     images.stream_build(
         client, build_context(config, base, certificates, devel), tag=tag, target="",
         buildargs={}, nocache=False, out=out, dockerfile="Dockerfile",
-        labels={HASH_LABEL: digest, BASE_LABEL: base_image.id, FILE_LABEL: str(config.path),
+        labels={HASH_LABEL: digest, BASE_LABEL: base_id, FILE_LABEL: str(config.path),
                 DEVEL_LABEL: devel_id},
         explain=lambda detail, tail: explain(config, detail, tail),
     )  # fmt: skip

@@ -35,7 +35,7 @@ class ParseError(ValueError):
     """The text is not protobuf text format; the message says where."""
 
 
-class Message(dict):
+class Message(dict[str, Any]):
     """Field name -> list of values (every field may repeat in text format)."""
 
     def first(self, name: str, default: Any = None) -> Any:

@@ -10,7 +10,7 @@ import functools
 import sys
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import TextIO
+from typing import Any, TextIO
 
 import docker
 from tqdm import tqdm
@@ -78,7 +78,7 @@ class _Progress:
                         disable=not out.isatty())  # fmt: skip
         self.layers: dict[str, tuple[int, int]] = {}
 
-    def feed(self, chunk: dict) -> None:
+    def feed(self, chunk: dict[str, Any]) -> None:
         detail = chunk.get("progressDetail") or {}
         layer = chunk.get("id", "")
         if layer and detail.get("total"):
@@ -91,11 +91,12 @@ class _Progress:
         self.bar.close()
 
 
-def _follow(start: Callable[[], Iterable[dict]], what: str, where: str, out: TextIO) -> dict:
+def _follow(start: Callable[[], Iterable[dict[str, Any]]], what: str, where: str,
+            out: TextIO) -> dict[str, Any]:  # fmt: skip
     """Start a push/pull and consume its stream with a progress bar; the last `aux`
     (the digest), or one clear error whether the engine refuses at once or midway."""
     progress = _Progress(what, out)
-    aux: dict = {}
+    aux: dict[str, Any] = {}
     try:
         for chunk in start():
             if "error" in chunk:

@@ -23,7 +23,7 @@ from typing import Any, TextIO
 
 import docker
 
-from caffebox import __version__, caffelog
+from caffebox import __version__, caffelog, contract
 from caffebox.errors import CaffeboxError
 from caffebox.solver import Solver
 
@@ -71,7 +71,7 @@ class Record:
             log.close()  # may raise on a full disk: the caller says so
 
 
-def image_facts(client: docker.DockerClient, image: str) -> dict[str, Any]:
+def image_facts(client: contract.Engine, image: str) -> dict[str, Any]:
     """The image as the record names it: id, digests, Caffe source and commit."""
     try:
         found = client.images.get(image)
@@ -182,7 +182,7 @@ def latest_meta(snapshot_dir: Path) -> dict[str, Any] | None:
     found = sorted(snapshot_dir.glob(f"*.runs/*/{META}"))
     if not found:
         return None
-    meta = json.loads(found[-1].read_text())
+    meta: dict[str, Any] = json.loads(found[-1].read_text())
     meta["record"] = str(found[-1].parent)
     return meta
 

@@ -11,6 +11,8 @@ from __future__ import annotations
 import inspect
 import sys
 
+from invoke.parser.argument import Argument
+
 from caffebox import paths
 
 PAGE = paths.ROOT / "docs" / "tasks.md"
@@ -24,15 +26,15 @@ options fall back to are on [Configuration](configuration.md).
 """
 
 
-def _flag(argument) -> str:  # invoke.parser.Argument
-    long = min((n for n in argument.names if len(n) > 1), key=len, default=argument.name)
+def _flag(argument: Argument) -> str:
+    long = str(min((n for n in argument.names if len(n) > 1), key=len, default=argument.name))
     flag = f"`--{long.replace('_', '-')}`"
     if argument.positional:
         flag = f"`{long.upper()}` (or {flag})"
     return flag
 
 
-def _default(argument) -> str:
+def _default(argument: Argument) -> str:
     value = argument.default
     if argument.positional or value in ("", None, [], False):
         return ""

@@ -26,7 +26,7 @@ import docker
 import requests
 from docker.types import Mount
 
-from caffebox import gpus, paths
+from caffebox import contract, gpus, paths
 from caffebox.errors import CaffeboxError
 
 # Every container a task runs in carries this label, so tests and users can find leftovers
@@ -291,7 +291,7 @@ def signal_name(signum: int) -> str:
 
 
 def run(
-    client: docker.DockerClient,
+    client: contract.Engine,
     spec: RunSpec,
     watch: Watch | None = None,
     out: TextIO = sys.stdout,
@@ -388,13 +388,13 @@ def run(
                      oom_killed=oom)
 
 
-def _oom_killed(container: Any) -> bool:
+def _oom_killed(container: contract.Container) -> bool:
     """The engine's word that the memory limit killed it (exit 137 alone could be anything)."""
     try:
         container.reload()
-    except Exception:  # noqa: BLE001 - a fake or ch-run without that state
+    except docker.errors.DockerException:  # gone already: no word from the engine
         return False
-    return bool((getattr(container, "attrs", {}).get("State") or {}).get("OOMKilled"))
+    return bool((container.attrs.get("State") or {}).get("OOMKilled"))
 
 
 def out_of_memory(result: RunResult, spec: RunSpec) -> str:
@@ -410,17 +410,17 @@ def out_of_memory(result: RunResult, spec: RunSpec) -> str:
     )
 
 
-def _exited(container: Any) -> bool:
+def _exited(container: contract.Container) -> bool:
     """True when the engine says the container is no longer running."""
     try:
         container.reload()
-    except Exception:  # noqa: BLE001 - a fake, ch-run, or an engine hiccup: keep reading
-        return False
-    state = getattr(container, "attrs", {}).get("State") or {}
+    except (docker.errors.DockerException, requests.exceptions.RequestException):
+        return False  # an engine hiccup: keep reading
+    state = container.attrs.get("State") or {}
     return state.get("Running") is False and state.get("Status") != "created"
 
 
-def _exit_code(container: Any) -> int:
+def _exit_code(container: contract.Container) -> int:
     """The container's exit status. Podman's Docker-compatible wait can hang for ever on a
     container that has already exited (seen with rootless Podman 4.3): wait a little at a
     time, and read the container's state between."""
@@ -434,7 +434,7 @@ def _exit_code(container: Any) -> int:
                 return int(state.get("ExitCode", 1))
 
 
-def _kill(container: Any, sig: int) -> None:
+def _kill(container: contract.Container, sig: int) -> None:
     try:
         container.kill(signal=sig)
     except docker.errors.APIError:

@@ -24,7 +24,7 @@ SCRIPT = "array.sbatch"
 ACTIVE = {"PENDING", "RUNNING", "CONFIGURING", "COMPLETING", "SUSPENDED", "REQUEUED", "RESIZING"}
 
 
-def _tool(name: str, args: list[str]) -> subprocess.CompletedProcess:
+def _tool(name: str, args: list[str]) -> subprocess.CompletedProcess[str]:
     try:
         return subprocess.run([name, *args], capture_output=True, text=True)
     except FileNotFoundError:
@@ -74,7 +74,7 @@ def submit(
             f"Check --slurm-args and the cluster (sinfo); the script is {path}.",
             exit_code=1,
         )
-    return done.stdout.strip().split(";")[0]
+    return str(done.stdout).strip().split(";")[0]
 
 
 def task_states(job: str) -> dict[int, str]:

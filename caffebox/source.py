@@ -8,6 +8,7 @@ import hashlib
 import io
 import subprocess
 import tarfile
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -107,7 +108,7 @@ def _tar_tree(root: Path) -> bytes:
     return buf.getvalue()
 
 
-def _walk(root: Path):
+def _walk(root: Path) -> Iterator[Path]:
     for path in root.iterdir():
         if path.name in _SKIP_DIRS and path.is_dir():
             continue

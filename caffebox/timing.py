@@ -57,8 +57,8 @@ def parse(lines: list[str], kinds: dict[str, str]) -> tuple[list[LayerTime], flo
             name, which, ms = match.group(1), match.group(2), float(match.group(3))
             row = rows.setdefault(name, LayerTime(name, kinds.get(name, "?")))
             setattr(row, f"{which}_ms", ms)
-        elif _TOTAL.search(line):
-            total = float(_TOTAL.search(line).group(1))
+        elif found := _TOTAL.search(line):
+            total = float(found.group(1))
     ordered = sorted(rows.values(), key=lambda r: r.total_ms, reverse=True)
     return ordered, total or sum(r.total_ms for r in ordered)
 

@@ -16,9 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TextIO
 
-import docker
-
-from caffebox import gpus, layer_sources, locks, plots, records, runs, snapshots
+from caffebox import contract, gpus, layer_sources, locks, plots, records, runs, snapshots
 from caffebox import solver as solverlib
 from caffebox.caffelog import TrainingLog
 from caffebox.errors import CaffeboxError
@@ -214,7 +212,7 @@ def plan(options: TrainOptions, cwd: Path | None = None) -> TrainPlan:
     weights = ""
     if options.weights:
         weights = ",".join(str(_existing(w, cwd, "--weights")) for w in options.weights.split(","))
-    state, notes = "", []
+    state, notes = "", list[str]()
     if options.snapshot:
         state = str(_existing(options.snapshot, cwd, "--snapshot"))
         snapshots.check_given(Path(state), cwd)
@@ -429,7 +427,7 @@ def summary(result: TrainedRun, max_iter: int = 0, cwd: Path | None = None) -> s
 
 
 def run_recorded(
-    client: docker.DockerClient,
+    client: contract.Engine,
     train_plan: TrainPlan,
     out: TextIO = sys.stdout,
     caught: list[int] | None = None,
@@ -464,7 +462,7 @@ def run_recorded(
     return code, message
 
 
-def _finish_record(record: records.Record, train_plan: TrainPlan, client: docker.DockerClient,
+def _finish_record(record: records.Record, train_plan: TrainPlan, client: contract.Engine,
                    result: TrainedRun, code: int, message: str, watch: LogWatch,
                    out: TextIO) -> None:  # fmt: skip
     """The run's CSV, run.json and curves; on a full disk one line that says the record is

@@ -11,6 +11,7 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[2]
 # The `caffebox` command, run from whatever folder the test chooses.
@@ -54,7 +55,7 @@ def caffebox(*args: str, cwd: Path, env: dict[str, str] | None = None, timeout: 
     )
 
 
-def assert_one_paragraph(done: subprocess.CompletedProcess, code: int, message: str) -> None:
+def assert_one_paragraph(done: subprocess.CompletedProcess[str], code: int, message: str) -> None:
     """Exit `code`, and stderr ends with one paragraph (no blank line in it) that starts
     'caffebox:' and matches `message`; no traceback of caffebox's own code."""
     assert done.returncode == code, (done.returncode, done.stdout[-2000:], done.stderr[-3000:])
@@ -78,7 +79,7 @@ def assert_untouched(before: dict[str, str], after: dict[str, str], outputs: str
     assert not stray, f"files made outside {outputs or 'nowhere'}: {stray}"
 
 
-def invoke(*args: str, cwd: Path = ROOT, **kwargs) -> subprocess.CompletedProcess:
+def invoke(*args: str, cwd: Path = ROOT, **kwargs: Any) -> subprocess.CompletedProcess[str]:
     """`invoke ARGS` from the checkout's tasks.py (the repo's own entry), in `cwd`."""
     cmd = [sys.executable, "-m", "invoke", "--search-root", str(ROOT), *args]
     return subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, **kwargs)

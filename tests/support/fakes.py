@@ -1,15 +1,21 @@
 """One fake Docker engine for the unit tests: images by name (with caffebox's labels and
 entrypoint), the runtimes `docker info` lists, containers that print lines and react to
-signals as Caffe does, and the build calls `images.build` makes (recorded)."""
+signals as Caffe does, and the build calls `images.build` makes (recorded).
+
+It keeps the engine contract (caffebox/contract.py): mypy checks `_implements` below, so a
+call the run path starts making fails the type check here first."""
 
 from __future__ import annotations
 
 import signal
 import threading
-from types import SimpleNamespace
-from typing import Any
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any, Callable
 
 import docker
+
+from caffebox import contract
 
 
 class FakeContainer:
@@ -20,18 +26,18 @@ class FakeContainer:
                  oom_killed: bool = False):  # fmt: skip
         self.lines, self.deaf, self.start_error, self.forever = lines, deaf, start_error, forever
         # What the engine's inspect says after the run (the memory limit killed it).
-        self.attrs = {"State": {"OOMKilled": oom_killed}}
+        self.attrs: dict[str, Any] = {"State": {"OOMKilled": oom_killed}}
         # Called once its lines are out: the moment a test's "user" presses Ctrl-C.
         self.on_running = lambda: None
         self.killed: list[int] = []
         self.removed = False
         self.ended = threading.Event()
 
-    def start(self):
+    def start(self) -> None:
         if self.start_error:
             raise self.start_error
 
-    def logs(self, stream: bool, follow: bool):
+    def logs(self, *, stream: bool, follow: bool) -> Iterator[bytes]:
         for line in self.lines:
             yield (line + "\n").encode()
         self.on_running()
@@ -42,33 +48,42 @@ class FakeContainer:
             yield b"my snaps/d_iter_300.solverstate\nI1126 caffe.cpp:259] Optimization stopped"
             yield b" early.\n"
 
-    def kill(self, signal: int = signal.SIGKILL):
+    def kill(self, signal: int = signal.SIGKILL) -> None:
         self.killed.append(signal)
         if signal == 9 or not self.deaf:
             self.ended.set()
 
-    def reload(self):
+    def reload(self) -> None:
         pass
 
-    def wait(self, timeout=None):
+    def wait(self, *, timeout: float | None = None) -> dict[str, int]:
         return {"StatusCode": 137 if signal.SIGKILL in self.killed else 0}
 
-    def remove(self, force: bool = False):
+    def remove(self, *, force: bool = False) -> None:
         self.removed = True
+
+
+@dataclass
+class FakeImage:
+    labels: dict[str, Any]
+    attrs: dict[str, Any]
+    id: str = "sha256:x"
+    short_id: str = "sha256:x"
+    tags: list[str] = field(default_factory=list)
+    remove: Callable[..., None] = lambda *a, **k: None
 
 
 class _Images:
     def __init__(self, engine: FakeEngine) -> None:
         self.engine = engine
 
-    def get(self, name: str) -> Any:
+    def get(self, name: str) -> FakeImage:
         if self.engine.images_here is not None and name not in self.engine.images_here:
             raise docker.errors.ImageNotFound(name)
         variant = (self.engine.images_here or {}).get(name, "cpu")
         entry = ["/usr/bin/tini", "-g", "--"] if name.startswith("caffebox") else None
-        return SimpleNamespace(labels={"io.caffebox.variant": variant}, id="sha256:x",
-                               short_id="sha256:x", attrs={"Config": {"Entrypoint": entry}},
-                               remove=lambda *a, **k: None)  # fmt: skip
+        return FakeImage(labels={"io.caffebox.variant": variant},
+                         attrs={"Config": {"Entrypoint": entry}})
 
     def build(self, **kwargs: Any):
         self.engine.calls.append(kwargs)
@@ -97,6 +112,7 @@ class _Containers:
         if self.engine.create_error:
             raise self.engine.create_error
         self.engine.created.append(options)
+        assert self.engine.container is not None, "FakeEngine(container=...) for runs"
         return self.engine.container
 
     def run(self, *args: Any, **kwargs: Any) -> bytes:
@@ -126,3 +142,8 @@ class FakeEngine:
 
     def build(self, **kwargs: Any):
         return iter([{"stream": "ok\n"}])
+
+
+def _implements(engine: FakeEngine) -> contract.Engine:
+    """mypy's check that the fake keeps the engine contract (never called)."""
+    return engine
