@@ -20,9 +20,10 @@ import docker
 
 from caffebox.engine import image_exists
 from caffebox.errors import CaffeboxError
+from caffebox.settings import DEFAULTS
 
 # The mirror setting's default (caffebox.settings), for callers without settings.
-DEFAULT_MIRROR = "http://deb.debian.org/debian"
+DEFAULT_MIRROR: str = DEFAULTS["caffebox"]["debian_mirror"]
 
 # What a tag such as debian:bookworm-slim means to debootstrap.
 _SUITES = ("bookworm", "trixie", "bullseye", "sid")

@@ -23,9 +23,7 @@ from typing import Any
 
 from caffebox import contract
 from caffebox.errors import CaffeboxError
-
-ENTRY = "usr/bin/caffebox-run"
-FACTS = "etc/caffebox/image.json"
+from caffebox.export import ENTRY, FACTS
 
 
 def check_rootfs(path: Path) -> Path:

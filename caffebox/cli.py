@@ -335,8 +335,7 @@ def cuda_base(c: Context, tag: str = "", base: str = "", distro: str = "",
     major = cuda.split(".")[0]
     # CUDA 11.8 is Debian 12's own package: that base is always made on bookworm.
     distro = distro or ("bookworm" if major == "11" else _settings(c).distro)
-    if not tag and major == "13":
-        tag = cuda_offline_base(distro)
+    tag = tag or cuda_offline_base(distro, cuda)
     images.build_cuda_offline_base(
         engine.connect(), tag, base or debian_image(distro), _settings(c).ca_certificates,
         cuda=cuda,

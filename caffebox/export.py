@@ -27,6 +27,7 @@ import docker
 
 from caffebox import templates
 from caffebox.errors import CaffeboxError
+from caffebox.runs import RUN_LABEL
 
 ENTRY = "usr/bin/caffebox-run"
 # Charliecloud reads an image's environment from here (ch-run --set-env).
@@ -202,7 +203,7 @@ def export(client: docker.DockerClient, image: str, out: Path, *, without_cuda_l
     ch_env = "".join(f"{e}\n" for e in env if not e.startswith(("HOME=", "HOSTNAME="))).encode()
     extra = {ENTRY: (script, 0o755), CH_ENVIRONMENT: (ch_env, 0o644),
              FACTS: (json.dumps(facts, indent=2).encode() + b"\n", 0o644)}  # fmt: skip
-    container = client.containers.create(image, command=["true"], labels={"io.caffebox.run": "1"})
+    container = client.containers.create(image, command=["true"], labels={RUN_LABEL: "1"})
     partial = out.with_name(out.name + ".partial")
     try:
         # The SDK streams the export as byte chunks (its type stubs say str).

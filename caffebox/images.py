@@ -363,9 +363,10 @@ def build(
 
 # The offline CUDA build bases, by CUDA major, as (Dockerfile, default tag, targets): Debian's
 # toolkit (11.8, one image), or NVIDIA's PyPI wheels (13: devel, and runtime as TAG-runtime).
+# CUDA major -> (Dockerfile, its targets); the tags are variants.cuda_offline_base's.
 CUDA_OFFLINE_BASES = {
-    "11": ("docker/cuda-offline.Dockerfile", "caffebox/cuda-offline:11.8", ("",)),
-    "13": ("docker/cuda13-offline.Dockerfile", "caffebox/cuda-offline:13", ("devel", "runtime")),
+    "11": ("docker/cuda-offline.Dockerfile", ("",)),
+    "13": ("docker/cuda13-offline.Dockerfile", ("devel", "runtime")),
 }
 
 
@@ -378,16 +379,15 @@ def build_cuda_offline_base(
     cuda: str = "13",
 ) -> None:
     """Build an offline CUDA base: CUDA 11.8 from Debian with cuDNN and NCCL wheels, or
-    CUDA 13 wholly from NVIDIA's wheels (devel and runtime). An empty `tag` takes that
-    base's default."""
+    CUDA 13 wholly from NVIDIA's wheels (devel and runtime), tagged `tag` (and
+    `tag`-runtime)."""
     known = CUDA_OFFLINE_BASES.get(cuda.split(".")[0])
     if known is None:
         raise CaffeboxError(
             f"cuda-base --cuda {cuda}: caffebox makes offline CUDA bases for "
             f"{' and '.join(sorted(CUDA_OFFLINE_BASES))} only."
         )
-    dockerfile, default_tag, targets = known
-    tag = tag or default_tag
+    dockerfile, targets = known
     buf = io.BytesIO()
     with tarfile.open(fileobj=buf, mode="w") as tar:
         tar.add(str(paths.DOCKER_DIR), arcname="docker")

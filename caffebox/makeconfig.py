@@ -31,10 +31,6 @@ def template_values(variant: Variant) -> dict[str, str]:
         "CUDA_DIR": variant.cuda_dir,
         "CUDA_ARCHS": " ".join(str(a) for a in sorted(set(variant.cuda_archs))),
         "CUDA_ARCHS_NAMED": _flag(variant.cuda_archs_named),
-        "BLAS": variant.blas,
-        "BLAS_PKG": variant.blas_pkg,
-        "PKGCONFIG_MODULES": variant.pkgconfig_modules,
-        "PYTHON": variant.python,
         "CUDNN_COMPAT": variant.cudnn_compat,
     }
 

@@ -13,6 +13,8 @@ from dataclasses import dataclass
 from typing import Any, TextIO
 
 import docker
+from docker.auth import split_repo_name
+from docker.utils import parse_repository_tag
 from tqdm import tqdm
 
 from caffebox import engine, tags
@@ -20,21 +22,15 @@ from caffebox.errors import CaffeboxError
 
 
 def split_reference(ref: str) -> tuple[str, str]:
-    """'host:5000/ns/name:tag' -> ('host:5000/ns/name', 'tag'); digests keep their '@'."""
-    if "@" in ref:
-        repo, digest = ref.split("@", 1)
-        return repo, digest
-    slash = ref.rfind("/")
-    colon = ref.rfind(":")
-    if colon > slash:
-        return ref[:colon], ref[colon + 1 :]
-    return ref, "latest"
+    """'host:5000/ns/name:tag' -> ('host:5000/ns/name', 'tag'); a digest is the second
+    part ('sha256:...'); no tag is 'latest'. The SDK's own parser."""
+    repo, tag = parse_repository_tag(ref)
+    return repo, tag or "latest"
 
 
 def has_registry(ref: str) -> bool:
     """True when the name starts with a registry host ('ghcr.io/...', 'localhost:5000/...')."""
-    first = ref.split("/", 1)[0]
-    return "/" in ref and ("." in first or ":" in first or first == "localhost")
+    return bool(split_repo_name(ref)[1] != ref)  # the SDK's reading of a name
 
 
 def remote_for(image: str, registry: str) -> str:

@@ -15,9 +15,6 @@ class Variant:
     cpu_only: bool
     base_image: str
     runtime_image: str
-    blas: str = "open"
-    blas_pkg: str = "openblas"
-    python: str = "python3"
     use_cudnn: bool = False
     use_nccl: bool = False
     cuda_dir: str = ""
@@ -28,11 +25,6 @@ class Variant:
     cuda_archs_named: bool = False
     cudnn_compat: str = ""
     extra_build_packages: tuple[str, ...] = ()
-
-    @property
-    def pkgconfig_modules(self) -> str:
-        """pkg-config modules whose include/library folders Caffe needs."""
-        return "hdf5"
 
 
 CPU = Variant(
@@ -54,7 +46,7 @@ def parse_cuda_archs(text: str) -> tuple[int, ...]:
     for item in text.replace(",", " ").split():
         digits = item.lower().removeprefix("sm_").removeprefix("compute_").replace(".", "")
         if not digits.isdigit() or not 30 <= int(digits) <= 130:
-                raise CaffeboxError(
+            raise CaffeboxError(
                 f"--cuda-arch: {item!r} is not a compute capability. Write them like "
                 "'80,90' or 'sm_80 sm_90'."
             )
@@ -97,8 +89,10 @@ def debian_image(distro: str) -> str:
     return f"debian:{check_distro(distro)}-slim"
 
 
-def cuda_offline_base(distro: str) -> str:
-    """The offline CUDA 13 build base `cuda-base --distro DISTRO` makes."""
+def cuda_offline_base(distro: str, cuda: str = "13") -> str:
+    """The offline CUDA build base `cuda-base --cuda CUDA --distro DISTRO` makes."""
+    if cuda.split(".")[0] == "11":
+        return "caffebox/cuda-offline:11.8"  # Debian 12's own CUDA: one release only
     return _CUDA_OFFLINE[check_distro(distro)]
 
 

@@ -20,6 +20,7 @@ from caffebox_layers import gpu  # noqa: E402
 from caffebox_layers.losses import EuclideanLoss  # noqa: E402
 
 MEMORY: dict[int, np.ndarray] = {}
+SYNCED: list[str] = []
 
 
 def _fake_cupy() -> types.SimpleNamespace:
@@ -29,6 +30,8 @@ def _fake_cupy() -> types.SimpleNamespace:
         UnownedMemory=lambda pointer, size, owner: pointer,
         MemoryPointer=lambda memory, offset: memory,
         runtime=types.SimpleNamespace(getDeviceCount=lambda: 1, CUDARuntimeError=RuntimeError),
+        get_current_stream=lambda: types.SimpleNamespace(
+            synchronize=lambda: SYNCED.append("current stream")),
     )
     return types.SimpleNamespace(
         cuda=cuda, float32=np.float32,
@@ -135,3 +138,11 @@ def test_numpy_loss_reshape_reads_no_data_and_keeps_its_buffer():
     bottom[1].reshape(5, 2)
     layer.reshape(bottom, top)
     assert layer.diff.shape == (5, 2)
+
+
+def test_sync_waits_for_the_current_stream(on_gpu):
+    """A layer that made its own CuPy stream current calls gpu.sync() before returning, so
+    Caffe's next kernel (on the default stream) sees its results."""
+    SYNCED.clear()
+    gpu.sync()
+    assert SYNCED == ["current stream"]
