@@ -317,58 +317,19 @@ def run(
                 container.start()
             except docker.errors.DockerException as exc:
                 raise engine_error(spec.image, exc) from None
-            lines: queue.Queue[str | None] = queue.Queue()
-
-            def read() -> None:
-                try:
-                    for line in _lines(container.logs(stream=True, follow=True)):
-                        lines.put(line)
-                except docker.errors.DockerException:
-                    pass  # the container went away
-                finally:
-                    lines.put(None)
-
+            lines = _read_lines(container)
+            stopper = _Stopper(container, caught, grace, asking, out, watch)
+            gone = _GoneWhileLogOpen(container)
             started = time.monotonic()
-            threading.Thread(target=read, daemon=True).start()
-            handled = 0
-            deadline: float | None = None
-            quiet_since: float | None = None
-            ended_at: float | None = None
             while True:
-                while len(caught) > handled:  # each signal once, two at once included
-                    handled += 1
-                    watch.clear()
-                    if deadline is None:
-                        out.write(
-                            f"caffebox: {signal_name(caught[0])}: {asking} (up to {grace:.0f} "
-                            "s; press Ctrl-C again to kill it)\n"
-                        )
-                        out.flush()
-                        deadline = time.monotonic() + grace
-                        _kill(container, signal.SIGINT)
-                    else:
-                        out.write("caffebox: stopping it now\n")
-                        deadline = 0.0
-                if deadline is not None and time.monotonic() >= deadline:
-                    _kill(container, signal.SIGKILL)
-                    deadline = float("inf")
+                stopper.poll()
                 try:
                     line = lines.get(timeout=0.2)
                 except queue.Empty:
-                    # Podman 4.3's followed log can stay open after the container exits:
-                    # once it has been gone for a while with nothing more to say, stop.
-                    now = time.monotonic()
-                    quiet_since = quiet_since or now
-                    if now - quiet_since > QUIET_CHECK:  # once per QUIET_CHECK of silence
-                        quiet_since = now
-                        if not _exited(container):
-                            ended_at = None
-                        elif ended_at is not None:
-                            break  # gone for a whole QUIET_CHECK with nothing more said
-                        else:
-                            ended_at = now
+                    if gone.check():
+                        break
                     continue
-                quiet_since = ended_at = None
+                gone.heard()
                 if line is None:
                     break
                 watch.clear()
@@ -386,6 +347,82 @@ def run(
                 pass
     return RunResult(exit_code=exit_code, tail=list(tail), stop_signal=caught[0] if caught else 0,
                      oom_killed=oom)
+
+
+def _read_lines(container: contract.Container) -> queue.Queue[str | None]:
+    """The container's output, line by line, from a thread of its own; None at the end."""
+    lines: queue.Queue[str | None] = queue.Queue()
+
+    def read() -> None:
+        try:
+            for line in _lines(container.logs(stream=True, follow=True)):
+                lines.put(line)
+        except docker.errors.DockerException:
+            pass  # the container went away
+        finally:
+            lines.put(None)
+
+    threading.Thread(target=read, daemon=True).start()
+    return lines
+
+
+class _Stopper:
+    """The stop signals a run gets: the first asks the program to stop (SIGINT to the
+    container) and starts the grace; a second signal, or the grace's end, kills it."""
+
+    def __init__(self, container: contract.Container, caught: list[int], grace: float,
+                 asking: str, out: TextIO, watch: Watch) -> None:  # fmt: skip
+        self.container, self.caught, self.grace = container, caught, grace
+        self.asking, self.out, self.watch = asking, out, watch
+        self.handled = 0
+        self.deadline: float | None = None
+
+    def poll(self) -> None:
+        while len(self.caught) > self.handled:  # each signal once, two at once included
+            self.handled += 1
+            self.watch.clear()
+            if self.deadline is None:
+                self.out.write(
+                    f"caffebox: {signal_name(self.caught[0])}: {self.asking} (up to "
+                    f"{self.grace:.0f} s; press Ctrl-C again to kill it)\n"
+                )
+                self.out.flush()
+                self.deadline = time.monotonic() + self.grace
+                _kill(self.container, signal.SIGINT)
+            else:
+                self.out.write("caffebox: stopping it now\n")
+                self.deadline = 0.0
+        if self.deadline is not None and time.monotonic() >= self.deadline:
+            _kill(self.container, signal.SIGKILL)
+            self.deadline = float("inf")
+
+
+class _GoneWhileLogOpen:
+    """Podman 4.3's followed log can stay open after the container exits: once it has been
+    gone for a whole QUIET_CHECK with nothing more said, reading stops."""
+
+    def __init__(self, container: contract.Container) -> None:
+        self.container = container
+        self.quiet_since: float | None = None
+        self.ended_at: float | None = None
+
+    def heard(self) -> None:
+        self.quiet_since = self.ended_at = None
+
+    def check(self) -> bool:
+        """After a silence: True when the container is gone and has said nothing since."""
+        now = time.monotonic()
+        self.quiet_since = self.quiet_since or now
+        if now - self.quiet_since <= QUIET_CHECK:  # once per QUIET_CHECK of silence
+            return False
+        self.quiet_since = now
+        if not _exited(self.container):
+            self.ended_at = None
+            return False
+        if self.ended_at is not None:
+            return True
+        self.ended_at = now
+        return False
 
 
 def _oom_killed(container: contract.Container) -> bool:

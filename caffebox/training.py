@@ -204,6 +204,20 @@ def plan(options: TrainOptions, cwd: Path | None = None) -> TrainPlan:
                 "module that defines the layer class."
             )
     layer_sources.check_python3([m for _, m, _ in solver.python_layers()], layer_dirs, cwd)
+    weights, state, notes = _starting_point(options, solver, cwd)
+    command = train_command(solver, gpu_list, weights, state)
+    spec = runs.RunSpec(
+        image=options.image, command=command, cwd=cwd, layer_dirs=layer_dirs, gpus=gpu_list
+    )
+    return TrainPlan(solver=solver, spec=spec, weights=weights.split(",") if weights else [],
+                     notes=notes)
+
+
+def _starting_point(options: TrainOptions, solver: solverlib.Solver,
+                    cwd: Path) -> tuple[str, str, list[str]]:  # fmt: skip
+    """Where training starts: fine-tune weights, or the solverstate to continue from (with
+    --resume's lines about damaged snapshots it skipped); refuses to overwrite an earlier
+    run's snapshots unasked."""
     if options.weights and (options.snapshot or options.resume):
         raise CaffeboxError(
             "Give --weights (fine-tune) or --snapshot/--resume (continue training), not both: "
@@ -228,6 +242,13 @@ def plan(options: TrainOptions, cwd: Path | None = None) -> TrainPlan:
             "would overwrite them. Continue that run with --resume, keep it by giving this "
             "run another snapshot_prefix, or pass --overwrite to replace them."
         )
+    return weights, state, notes
+
+
+def train_command(solver: solverlib.Solver, gpu_list: list[str], weights: str,
+                  state: str) -> list[str]:  # fmt: skip
+    """What runs in the container: Caffe's own tool, or pycaffe where the tool cannot
+    (Python layers on several GPUs; fine-tuning, which some forks' tool ignores)."""
     several = gpu_list == ["all"] or len(gpu_list) > 1
     if several and solver.python_layers():
         # The caffe binary refuses Python layers on several GPUs: one process per GPU.
@@ -235,21 +256,16 @@ def plan(options: TrainOptions, cwd: Path | None = None) -> TrainPlan:
         command += ["--gpus", gpus.caffe_gpu_flag(gpu_list)]
         command += ["--weights", weights] if weights else []
         command += ["--snapshot", state] if state else []
-    elif weights and not several:
+        return command
+    if weights and not several:
         # Some forks' caffe tool ignores -weights: fine-tune through pycaffe everywhere.
         command = ["python3", "-m", "caffebox_layers.solve", "--solver", str(solver.path)]
         command += ["--weights", weights]
-        command += ["--gpu", "0"] if gpu_list else []
-    else:
-        command = ["caffe", "train", "-solver", str(solver.path)]
-        command += ["-weights", weights] if weights else []
-        command += ["-snapshot", state] if state else []
-        command += ["-gpu", gpus.caffe_gpu_flag(gpu_list)] if gpu_list else []
-    spec = runs.RunSpec(
-        image=options.image, command=command, cwd=cwd, layer_dirs=layer_dirs, gpus=gpu_list
-    )
-    return TrainPlan(solver=solver, spec=spec, weights=weights.split(",") if weights else [],
-                     notes=notes)
+        return command + (["--gpu", "0"] if gpu_list else [])
+    command = ["caffe", "train", "-solver", str(solver.path)]
+    command += ["-weights", weights] if weights else []
+    command += ["-snapshot", state] if state else []
+    return command + (["-gpu", gpus.caffe_gpu_flag(gpu_list)] if gpu_list else [])
 
 
 def explain_failure(result: TrainedRun, train_plan: TrainPlan) -> str:

@@ -413,87 +413,91 @@ def _files(tree: Path, folders: tuple[str, ...], suffixes: tuple[str, ...]) -> l
     return found
 
 
-def _rewrite(path: Path, fix: Callable[[str], str], said: str) -> list[str]:
-    """Apply one fix to one file if it exists; `said` when it changed anything."""
+# A fix as fix_tree applies it: the file's text in, the new text and what it did out.
+Fix = Callable[[str], "tuple[str, list[str]]"]
+
+
+def _said(fix: Callable[[str], str], said: str) -> Fix:
+    """A text-to-text fix that reports `said` when it changed anything."""
+
+    def apply(text: str) -> tuple[str, list[str]]:
+        fixed = fix(text)
+        return fixed, ([said] if fixed != text else [])
+
+    return apply
+
+
+def _rewrite(path: Path, fixes: list[Fix]) -> list[str]:
+    """The fixes, in order, on one file if it exists; written once; what they did."""
     if not path.is_file():
         return []
-    text = path.read_text(errors="surrogateescape")
-    fixed = fix(text)
-    if fixed == text:
-        return []
-    path.write_text(fixed, errors="surrogateescape")
-    return [said]
+    original = text = path.read_text(errors="surrogateescape")
+    said: list[str] = []
+    for fix in fixes:
+        text, notes = fix(text)
+        said += notes
+    if text != original:
+        path.write_text(text, errors="surrogateescape")
+    return said
+
+
+def _makefile_fix(text: str) -> tuple[str, list[str]]:
+    fixed, notes = fix_makefile(text)
+    return fixed, [f"caffebox fix (Makefile): {note} in Makefile" for note in notes]
+
+
+def _python_fixes(path: Path, where: Path) -> list[Fix]:
+    """Python 3 fixes of one pycaffe or tools file."""
+    fixes = [_said(fix, f"caffebox fix ({kind}): {what} in {where}")
+             for kind, what, fix in PY_FIXES]  # fmt: skip
+    if path.name == "__init__.py":
+        siblings = {p.stem for p in path.parent.glob("*.py")} - {"__init__"}
+        fixes.append(_said(lambda t: fix_implicit_relative_imports(t, siblings),
+                           "caffebox fix (Python 3): 'from . import' for Python 2's implicit "
+                           f"relative imports in {where}"))  # fmt: skip
+
+    def imports(text: str) -> tuple[str, list[str]]:
+        fixed, added = fix_missing_imports(text)
+        return fixed, [f"caffebox fix (imports): '{KNOWN_IMPORTS[name]}' for the {name}() "
+                       f"it calls in {where}" for name in added]  # fmt: skip
+
+    return [*fixes, imports]
 
 
 def fix_tree(tree: Path) -> list[str]:
-    """Apply every fix under `tree`; one line per file changed."""
-    said = []
-    makefile = tree / "Makefile"
-    if makefile.is_file():
-        text = makefile.read_text(errors="surrogateescape")
-        fixed, notes = fix_makefile(text)
-        if fixed != text:
-            makefile.write_text(fixed, errors="surrogateescape")
-            said += [f"caffebox fix (Makefile): {note} in Makefile" for note in notes]
-    config, cudnn_hpp = tree / "Makefile.config", tree / "include/caffe/util/cudnn.hpp"
-    if config.is_file() and cudnn_hpp.is_file():
-        text = config.read_text()
-        fixed = adapt_old_cudnn(text, cudnn_hpp.read_text(errors="surrogateescape"))
-        if fixed != text:
-            config.write_text(fixed)
-            said.append("caffebox adapts (cuDNN): this tree's cuDNN code predates cuDNN 5 "
-                        "(no CUDNN_PROPAGATE_NAN in include/caffe/util/cudnn.hpp), an API "
-                        "cuDNN 8 and 9 removed: USE_CUDNN := 0 in Makefile.config, Caffe's "
-                        "own CUDA convolution instead")  # fmt: skip
-    binding = tree / "python" / "caffe" / "_caffe.cpp"
-    if binding.is_file():
-        text = binding.read_text(errors="surrogateescape")
-        for what, fix in (
-            ("_caffe.caffebox_mode() reads Caffe's mode", add_mode_getter),
-            ("import_array1() in the void module init (Python 3)", fix_void_import_array),
-        ):
-            fixed = fix(text)
-            if fixed != text:
-                said.append(f"caffebox fix (pycaffe): {what} in python/caffe/_caffe.cpp")
-                text = fixed
-        if text != binding.read_text(errors="surrogateescape"):
-            binding.write_text(text, errors="surrogateescape")
-    proto = tree / "src" / "caffe" / "proto" / "caffe.proto"
-    said += _rewrite(proto, add_param_str_field,
-                     "caffebox fix (Python layer): PythonParameter gains param_str (as BVLC "
-                     "since rc3) in src/caffe/proto/caffe.proto")  # fmt: skip
+    """Apply every fix under `tree`; one line per fix per file changed."""
+    said = _rewrite(tree / "Makefile", [_makefile_fix])
+    cudnn_hpp = tree / "include/caffe/util/cudnn.hpp"
+    if cudnn_hpp.is_file():
+        cudnn_code = cudnn_hpp.read_text(errors="surrogateescape")
+        said += _rewrite(tree / "Makefile.config", [_said(
+            lambda t: adapt_old_cudnn(t, cudnn_code),
+            "caffebox adapts (cuDNN): this tree's cuDNN code predates cuDNN 5 (no "
+            "CUDNN_PROPAGATE_NAN in include/caffe/util/cudnn.hpp), an API cuDNN 8 and 9 "
+            "removed: USE_CUDNN := 0 in Makefile.config, Caffe's own CUDA convolution instead",
+        )])  # fmt: skip
+    said += _rewrite(tree / "python" / "caffe" / "_caffe.cpp", [
+        _said(add_mode_getter, "caffebox fix (pycaffe): _caffe.caffebox_mode() reads Caffe's "
+              "mode in python/caffe/_caffe.cpp"),
+        _said(fix_void_import_array, "caffebox fix (pycaffe): import_array1() in the void "
+              "module init (Python 3) in python/caffe/_caffe.cpp"),
+    ])  # fmt: skip
+    said += _rewrite(tree / "src" / "caffe" / "proto" / "caffe.proto", [_said(
+        add_param_str_field, "caffebox fix (Python layer): PythonParameter gains param_str "
+        "(as BVLC since rc3) in src/caffe/proto/caffe.proto",
+    )])  # fmt: skip
     for path in _files(tree, ("include",), (".hpp",)):
-        said += _rewrite(path, fix_param_str_names,
-                         "caffebox fix (Python layer): both param_str and param_str_ set "
-                         f"before setup in {path.relative_to(tree)}")  # fmt: skip
+        said += _rewrite(path, [_said(
+            fix_param_str_names, "caffebox fix (Python layer): both param_str and param_str_ "
+            f"set before setup in {path.relative_to(tree)}",
+        )])  # fmt: skip
     for path in _files(tree, CPP_FOLDERS, CPP_SUFFIXES):
-        text = path.read_text(errors="surrogateescape")
-        fixed = fix_mixed_max(text)
-        if fixed != text:
-            path.write_text(fixed, errors="surrogateescape")
-            said.append(f"caffebox fix (GCC): Dtype(literal) in mixed std::max/std::min "
-                        f"in {path.relative_to(tree)}")  # fmt: skip
+        said += _rewrite(path, [_said(
+            fix_mixed_max, "caffebox fix (GCC): Dtype(literal) in mixed std::max/std::min in "
+            f"{path.relative_to(tree)}",
+        )])  # fmt: skip
     for path in _files(tree, PY_FOLDERS, (".py", ".py.example")):
-        original = text = path.read_text(errors="surrogateescape")
-        where = path.relative_to(tree)
-        for kind, what, fix in PY_FIXES:
-            fixed = fix(text)
-            if fixed != text:
-                said.append(f"caffebox fix ({kind}): {what} in {where}")
-                text = fixed
-        if path.name == "__init__.py":
-            siblings = {p.stem for p in path.parent.glob("*.py")} - {"__init__"}
-            fixed = fix_implicit_relative_imports(text, siblings)
-            if fixed != text:
-                said.append(f"caffebox fix (Python 3): 'from . import' for Python 2's implicit "
-                            f"relative imports in {where}")  # fmt: skip
-                text = fixed
-        text, added = fix_missing_imports(text)
-        for name in added:
-            said.append(f"caffebox fix (imports): '{KNOWN_IMPORTS[name]}' for the {name}() "
-                        f"it calls in {where}")  # fmt: skip
-        if text != original:
-            path.write_text(text, errors="surrogateescape")
+        said += _rewrite(path, _python_fixes(path, path.relative_to(tree)))
     return said
 
 
