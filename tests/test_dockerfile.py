@@ -255,3 +255,14 @@ def test_no_two_stages_start_alike():
 )  # fmt: skip
 def test_offline_cuda_runtime_base_sits_beside_devel(tag, runtime):
     assert images.tag_beside(tag, "runtime") == runtime
+
+
+def test_the_layers_package_is_the_runtime_stages_last_copy():
+    """An edit to caffebox_layers rebuilds one small layer: no step that installs, compiles
+    or checks anything comes after its COPY in the runtime stage."""
+    text = (paths.DOCKER_DIR / "Dockerfile").read_text()
+    runtime = text[text.index("AS runtime\n"):text.index("AS final\n")]
+    after = runtime[runtime.index("COPY caffebox_layers "):]
+    steps = [line.split()[0] for line in after.splitlines()[1:]
+             if line and line[0].isupper() and not line.startswith("FROM")]  # fmt: skip
+    assert set(steps) <= {"WORKDIR", "ENTRYPOINT", "CMD"}, steps
