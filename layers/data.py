@@ -20,18 +20,19 @@ making the order reproducible. ``source`` is relative to Caffe's working directo
 from __future__ import annotations
 
 import os
+from typing import Any
 
-import caffe
 import numpy as np
 
-from caffebox_layers import blobs
-from caffebox_layers.params import ParamError, layer_params
+from caffebox_layers.params import ParamError
+from caffebox_layers.prefetch import PrefetchingData
 
 TRAIN = 0  # caffe.TRAIN; spelled out so the numpy stand-in needs no proto module
 
 
-class ArrayData(caffe.Layer):
-    """Serve batches of in-memory arrays as tops; no backward."""
+class ArrayData(PrefetchingData):
+    """Serve batches of in-memory arrays as tops; no backward. `workers` (default 0 here:
+    the arrays are in memory already) loads them ahead in processes of their own."""
 
     defaults = {
         "source": "",
@@ -40,22 +41,22 @@ class ArrayData(caffe.Layer):
         "shuffle": None,
         "seed": 0,
         "scale": 1.0,
+        "workers": 0,
     }
+    required = ("source",)
 
-    def setup(self, bottom, top):
+    def setup_data(self, p: dict[str, Any]) -> None:
         name = type(self).__name__
-        p = layer_params(self, self.defaults, required=["source"])
-        if len(bottom) != 0:
-            raise ParamError(f"{name} takes no bottoms, got {len(bottom)}.")
         self.arrays = self._load(p["source"], p["keys"], name)
-        if len(top) != len(self.arrays):
+        if self.top_count != len(self.arrays):
             raise ParamError(
                 f"{name}: {p['source']} gives {len(self.arrays)} arrays but the layer has "
-                f"{len(top)} tops; list the arrays with 'keys'."
+                f"{self.top_count} tops; list the arrays with 'keys'."
             )
-        scales = p["scale"] if isinstance(p["scale"], (list, tuple)) else [p["scale"]] * len(top)
-        if len(scales) != len(top):
-            raise ParamError(f"{name}: 'scale' needs one value per top ({len(top)}).")
+        scales = p["scale"] if isinstance(p["scale"], (list, tuple)) else [p["scale"]] * len(
+            self.arrays)
+        if len(scales) != len(self.arrays):
+            raise ParamError(f"{name}: 'scale' needs one value per top ({len(self.arrays)}).")
         self.scales = [float(s) for s in scales]
         self.batch_size = int(p["batch_size"])
         if self.batch_size < 1:
@@ -63,10 +64,8 @@ class ArrayData(caffe.Layer):
         shuffle = p["shuffle"]
         in_train = getattr(self, "phase", TRAIN) == TRAIN
         self.shuffle = in_train if shuffle is None else bool(shuffle)
-        self.rng = np.random.RandomState(p["seed"])
         self.count = len(self.arrays[0])
-        self.order = self._new_order()
-        self.cursor = 0
+        self.epochs = EpochOrders(self.count, self.shuffle, p["seed"])
 
     @staticmethod
     def _load(source: str, keys, name: str) -> list[np.ndarray]:
@@ -91,31 +90,38 @@ class ArrayData(caffe.Layer):
             raise ParamError(f"{name}: the arrays in {source} differ in length: {sorted(counts)}.")
         return arrays
 
-    def _new_order(self) -> np.ndarray:
-        return self.rng.permutation(self.count) if self.shuffle else np.arange(self.count)
+    def load_batch(self, index: int) -> tuple[np.ndarray, ...]:
+        idx = self.epochs.samples(index * self.batch_size, self.batch_size)
+        return tuple(array[idx].astype(np.float32) * scale
+                     for array, scale in zip(self.arrays, self.scales))  # fmt: skip
 
-    def _next_indices(self) -> np.ndarray:
-        picked = []
-        need = self.batch_size
-        while need:
-            take = min(need, self.count - self.cursor)
-            picked.append(self.order[self.cursor : self.cursor + take])
-            self.cursor += take
-            need -= take
-            if self.cursor == self.count:
-                self.order = self._new_order()
-                self.cursor = 0
-        return np.concatenate(picked)
 
-    # pycaffe's bottom/top vectors can be indexed but not iterated: use indices.
-    def reshape(self, bottom, top):
-        for i, array in enumerate(self.arrays):
-            blobs.reshape(top[i], self.batch_size, *array.shape[1:])
+class EpochOrders:
+    """Which sample sits at each position of the endless stream of epochs: epoch e is the
+    e-th permutation drawn from RandomState(seed) (or 0..n-1 unshuffled), as ArrayData
+    always served them. Positions only grow in one process, so old epochs are dropped."""
 
-    def forward(self, bottom, top):
-        idx = self._next_indices()
-        for i, (array, scale) in enumerate(zip(self.arrays, self.scales)):
-            top[i].data[...] = array[idx].astype(np.float32) * scale
+    def __init__(self, count: int, shuffle: bool, seed: int) -> None:
+        self.count, self.shuffle = count, shuffle
+        self.rng = np.random.RandomState(seed)
+        self.orders: dict[int, np.ndarray] = {}
+        self.drawn = 0  # epochs drawn so far
 
-    def backward(self, top, propagate_down, bottom):
-        """Data has no gradient."""
+    def order(self, epoch: int) -> np.ndarray:
+        while self.drawn <= epoch:
+            self.orders[self.drawn] = (self.rng.permutation(self.count) if self.shuffle
+                                       else np.arange(self.count))  # fmt: skip
+            self.drawn += 1
+        return self.orders[epoch]
+
+    def samples(self, start: int, size: int) -> np.ndarray:
+        """The sample indices at positions start .. start + size - 1."""
+        positions = np.arange(start, start + size)
+        epochs, within = np.divmod(positions, self.count)
+        picked = np.empty(size, dtype=np.intp)
+        for epoch in np.unique(epochs):
+            here = epochs == epoch
+            picked[here] = self.order(int(epoch))[within[here]]
+        for old in [e for e in self.orders if e < epochs[0]]:
+            del self.orders[old]
+        return picked
