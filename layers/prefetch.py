@@ -16,10 +16,16 @@ param_str keys of the base (beside the subclass's ``defaults``):
 
     workers  background processes loading batches (default 1); 0 loads in forward
     queue    batches each worker keeps ready (default 2)
+    idle     seconds a worker waits with its batches ready before it ends (default 30);
+             the next forward starts it again where it stopped
 
 Workers are forked (a layer is not picklable) after ``setup_data`` and batch 0, ignore
-SIGINT (the run decides when to stop), and die with the net: deleting the layer, the
-process ending, or Caffe aborting (the kernel sends them SIGKILL when their parent goes).
+SIGINT (the run decides when to stop), and end with the layer (``close()``, or the layer
+collected), with the process (its end, or a Caffe abort: the kernel sends them SIGKILL when
+their parent goes), or after ``idle`` seconds unused. The last is how they end with a net:
+pycaffe never frees a Python layer (the C++ layer and its Python object refer to each
+other), so a deleted net's workers stop within ``idle`` seconds, and a TEST net's between
+test passes (started again, from the next batch, when the next pass begins).
 Batches travel through one anonymous shared mapping (``mmap``), written by the worker and
 copied into the tops by ``forward``: no pickling per batch, nothing under /dev/shm (so
 neither Docker's 64 MB limit nor a leftover segment after a crash), and no multiprocessing
@@ -46,7 +52,7 @@ import numpy as np
 from caffebox_layers import blobs
 from caffebox_layers.params import ParamError, layer_params
 
-PREFETCH_DEFAULTS = {"workers": 1, "queue": 2}
+PREFETCH_DEFAULTS = {"workers": 1, "queue": 2, "idle": 30.0}
 _STARTING: dict[int, PrefetchingData] = {}  # the layer of the pool whose workers start now
 _WAIT = 1.0  # seconds between checks that a worker is still alive
 _PR_SET_PDEATHSIG = 1
@@ -87,7 +93,7 @@ class PrefetchingData(caffe.Layer):
         self._ready_first: tuple[np.ndarray, ...] | None = first
         self._pool: _Pool | None = None
         if self.workers:
-            self._pool = _Pool(self, self.workers, self.depth)
+            self._pool = _Pool(self, self.workers, self.depth, float(params["idle"]))
 
     def reshape(self, bottom, top):
         for i, shape in enumerate(self.shapes):
@@ -133,8 +139,9 @@ class _Pool:
     """`count` forked workers; worker w loads batches w, w + count, ... into its own
     `depth` slots of one shared mapping; the parent takes batch i from worker i % count."""
 
-    def __init__(self, layer: PrefetchingData, count: int, depth: int) -> None:
-        self.count, self.depth = count, depth
+    def __init__(self, layer: PrefetchingData, count: int, depth: int, idle: float) -> None:
+        self.count, self.depth, self.idle = count, depth, idle
+        self.layer = weakref.ref(layer)
         self.shapes = layer.shapes
         self.sizes = [int(np.prod(s)) * 4 for s in self.shapes]
         self.slot_bytes = sum(self.sizes)
@@ -145,26 +152,33 @@ class _Pool:
         for w in range(count):
             for slot in range(depth):
                 self.free[w].put(slot)
-        self.processes = []
-        parent = os.getpid()
-        # The workers find the layer here (inherited by fork), not in their arguments: a
-        # Process object keeps those, and would keep the layer alive for ever.
-        _STARTING[id(self)] = layer
-        try:
-            with warnings.catch_warnings():  # Python 3.12+ warns on fork with threads alive
-                warnings.simplefilter("ignore", DeprecationWarning)
-                for w in range(count):
-                    process = context.Process(
-                        target=_work, args=(id(self), self, w, parent), daemon=True,
-                        name=f"{type(layer).__name__}-{w}",
-                    )
-                    process.start()
-                    self.processes.append(process)
-        finally:
-            del _STARTING[id(self)]
+        self.parent = os.getpid()
+        self.processes = [self._start(layer, w, w) for w in range(count)]
         self.closed = False
         # The layer's end, or the process's (finalize runs at exit too), stops the workers.
         weakref.finalize(layer, _Pool.close, self)
+
+    def _start(self, layer: PrefetchingData, worker: int, index: int) -> Any:
+        """Fork worker `worker`, loading batches index, index + count, ..."""
+        # The worker finds the layer here (inherited by fork), not in its arguments: a
+        # Process object keeps those, and would keep the layer alive for ever.
+        _STARTING[id(self)] = layer
+        # SIGINT blocked across the fork: a Ctrl-C before the worker ignores it waits in
+        # the parent (delivered after) and is dropped by the worker (which ignores it, then
+        # unblocks).
+        blocked = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+        try:
+            with warnings.catch_warnings():  # Python 3.12+ warns on fork with threads alive
+                warnings.simplefilter("ignore", DeprecationWarning)
+                process = multiprocessing.get_context("fork").Process(
+                    target=_work, args=(id(self), self, worker, index), daemon=True,
+                    name=f"{type(layer).__name__}-{worker}",
+                )
+                process.start()
+        finally:
+            del _STARTING[id(self)]
+            signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
+        return process
 
     def view(self, worker: int, slot: int) -> list[np.ndarray]:
         """Arrays over one slot of the shared mapping."""
@@ -180,7 +194,6 @@ class _Pool:
         while True:
             try:
                 kind, at, payload = self.ready[worker].get(timeout=_WAIT)
-                break
             except queue_module.Empty:
                 process = self.processes[worker]
                 if not process.is_alive():
@@ -188,6 +201,13 @@ class _Pool:
                         f"data worker {worker} ended (exit code {process.exitcode}) before "
                         f"batch {index}; no traceback came back from it."
                     ) from None
+                continue
+            if kind != "idle":
+                break
+            self.processes[worker].join()  # it ended, idle: start it again from here
+            layer = self.layer()
+            assert layer is not None, "a layer's forward runs while the layer exists"
+            self.processes[worker] = self._start(layer, worker, at)
         if kind == "error":
             raise RuntimeError(f"data worker {worker} failed loading batch {at}:\n{payload}")
         for i, array in enumerate(self.view(worker, payload)):
@@ -223,19 +243,26 @@ def _die_with_parent(parent: int) -> None:
         os._exit(0)
 
 
-def _work(key: int, pool: _Pool, worker: int, parent: int) -> None:
-    """A worker's loop: take a free slot, load the next batch into it, say so."""
+def _work(key: int, pool: _Pool, worker: int, index: int) -> None:
+    """A worker's loop: take a free slot, load the next batch into it, say so; end when
+    told, when the parent goes, or after `pool.idle` seconds with no free slot."""
     layer = _STARTING[key]
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    _die_with_parent(parent)
-    index = worker
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
+    _die_with_parent(pool.parent)
+    waited = 0.0
     while True:
         try:
-            slot = pool.free[worker].get(timeout=_WAIT)
+            slot = pool.free[worker].get(timeout=min(_WAIT, pool.idle))
         except queue_module.Empty:
-            if os.getppid() != parent:
+            if os.getppid() != pool.parent:
+                return
+            waited += min(_WAIT, pool.idle)
+            if waited >= pool.idle:
+                pool.ready[worker].put(("idle", index, None))
                 return
             continue
+        waited = 0.0
         if slot is None:
             return
         try:

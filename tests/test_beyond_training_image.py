@@ -5,6 +5,7 @@ examples/imagefolder, run line by line from its run.sh (the lines the README sho
 from __future__ import annotations
 
 import csv
+import json
 import re
 import shlex
 import shutil
@@ -189,3 +190,42 @@ def test_parse_log_py_reads_the_training_log(data_path):
         test = list(csv.DictReader(f))
     assert float(train[-1]["NumIters"]) >= 1400 and float(train[-1]["loss"]) < 0.5, train[-1]
     assert float(test[-1]["accuracy"]) >= 0.9 and float(train[-1]["Seconds"]) >= 0, test[-1]
+
+
+def test_training_from_the_png_files_with_prefetching_workers(data_path):
+    """ImageListData (2 workers in each of the TRAIN and TEST nets) reaches the LMDB net's
+    accuracy bound, and its workers end with the run."""
+    project, outputs = data_path
+    (record,) = (project / "snapshots" / "imagelist.runs").iterdir()
+    meta = json.loads((record / "run.json").read_text())
+    assert meta["exit_code"] == 0 and meta["final"]["test"]["accuracy"] >= 0.9, meta["final"]
+
+
+def test_no_worker_or_segment_outlives_its_net(data_path, image):
+    """Two nets made and deleted in one `caffebox python` script: their workers are gone
+    after each (pycaffe never frees a Python layer: they end `idle` seconds after its
+    last batch, 1 s here), and /dev/shm holds nothing new (an anonymous mapping)."""
+    project, _outputs = data_path
+    (project / "two_nets.py").write_text(
+        "import gc, os, time, caffe\n"
+        "def running():  # this process's children that still run (not ended, unreaped)\n"
+        "    pids = open(f'/proc/{os.getpid()}/task/{os.getpid()}/children').read().split()\n"
+        "    return [p for p in pids\n"
+        "            if open(f'/proc/{p}/stat').read().rsplit(')', 1)[1].split()[0] != 'Z']\n"
+        "text = open('examples/imagefolder/net_imagelist.prototxt').read()\n"
+        "text = text.replace(\"'workers': 2\", \"'workers': 2, 'idle': 1\")\n"
+        "open('/tmp/net.prototxt', 'w').write(text)\n"
+        "shm = set(os.listdir('/dev/shm'))\n"
+        "for n in range(2):\n"
+        "    net = caffe.Net('/tmp/net.prototxt', caffe.TRAIN)\n"
+        "    net.forward()\n"
+        "    during = len(running())\n"
+        "    del net; gc.collect(); time.sleep(2.5)\n"
+        "    print('net', n, 'workers', during, 'after', len(running()), flush=True)\n"
+        "print('shm new', sorted(set(os.listdir('/dev/shm')) - shm))\n"
+    )
+    done = caffebox("python", "two_nets.py", cwd=project, env=_env(image), timeout=300)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    assert "net 0 workers 2 after 0" in done.stdout, done.stdout[-3000:]
+    assert "net 1 workers 2 after 0" in done.stdout, done.stdout[-3000:]
+    assert "shm new []" in done.stdout, done.stdout[-3000:]

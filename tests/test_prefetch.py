@@ -23,7 +23,8 @@ if standin.real_caffe_available():  # pragma: no cover - the host suite never ha
     pytest.skip("these tests target the stand-in", allow_module_level=True)
 caffe = standin.install()
 
-from caffebox_layers.data import ArrayData  # noqa: E402
+from caffebox_layers import params as caffe_params  # noqa: E402
+from caffebox_layers.data import ArrayData, ImageListData  # noqa: E402
 from caffebox_layers.prefetch import PrefetchingData  # noqa: E402
 
 
@@ -61,8 +62,10 @@ def _batches(layer, top, n: int) -> list[list[np.ndarray]]:
 
 
 def _children() -> set[int]:
+    """This process's children that still run (an ended one may wait to be reaped)."""
     here = Path(f"/proc/{os.getpid()}/task/{os.getpid()}/children")
-    return {int(p) for p in here.read_text().split()} if here.exists() else set()
+    found = {int(p) for p in here.read_text().split()} if here.exists() else set()
+    return {pid for pid in found if _alive(pid)}
 
 
 def _segments() -> set[str]:
@@ -186,3 +189,96 @@ def _alive(pid: int) -> bool:
     except (FileNotFoundError, IndexError):
         return False
     return state != "Z"  # a zombie has ended; its new parent reaps it
+
+
+def _image_list(tmp_path: Path, count: int = 12, size: int = 10) -> Path:
+    from PIL import Image
+
+    lines = []
+    for i in range(count):
+        rgb = np.zeros((size, size, 3), np.uint8)
+        rgb[..., 0], rgb[..., 1], rgb[..., 2] = i, 100 + i, 200  # R, G, B
+        rgb[0, 0] = (255, 255, 255)  # one corner marks the orientation
+        Image.fromarray(rgb).save(tmp_path / f"im {i}.png")  # a space in the name, as Caffe
+        lines.append(f"im {i}.png {i % 4}\n")
+    (tmp_path / "list.txt").write_text("".join(lines))
+    return tmp_path / "list.txt"
+
+
+def test_image_list_data_decodes_bgr_with_caffes_transform(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    _image_list(tmp_path)
+    np.save("mean.npy", np.full((3, 10, 10), 10, np.float32))
+    layer, top = _make(ImageListData, "'source': 'list.txt', 'batch_size': 4, 'workers': 0, "
+                                      "'mean_file': 'mean.npy', 'scale': 0.5")  # fmt: skip
+    (data, label), = _batches(layer, top, 1)
+    assert data.shape == (4, 3, 10, 10) and list(label) == [0, 1, 2, 3]
+    # BGR as OpenCV gives it; (pixel - mean) * scale
+    assert data[1, :, 5, 5].tolist() == [(200 - 10) * 0.5, (101 - 10) * 0.5, (1 - 10) * 0.5]
+    assert data[1, 0, 0, 0] == (255 - 10) * 0.5
+
+
+def test_image_list_data_crops_and_mirrors_in_train_centres_in_test(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    _image_list(tmp_path)
+    params = ("'source': 'list.txt', 'batch_size': 12, 'crop_size': 6, 'mirror': True, "
+              "'mean_value': [1, 2, 3], 'workers': 0")  # fmt: skip
+    layer, top = _make(ImageListData, params)
+    (data, _), = _batches(layer, top, 1)
+    assert data.shape == (12, 3, 6, 6)
+    layer = ImageListData()
+    layer.param_str, layer.phase = params, 1  # TEST: centred, never mirrored
+    top = standin.RawBlobVec(standin.Blob(1) for _ in range(2))
+    layer.setup([], top)
+    layer.reshape([], top)
+    layer.forward([], top)
+    centre = top[0].data
+    assert centre[:, 0, 0, 0].tolist() == [200 - 1] * 12  # blue, mean 1; not the white corner
+    corners = (data == 255 - np.array([1, 2, 3], np.float32)[:, None, None]).all(axis=1)
+    assert corners.sum() <= 12  # a corner kept by a crop at the top left, flipped or not
+
+
+def test_image_list_data_is_the_same_with_workers(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    _image_list(tmp_path)
+    params = ("'source': 'list.txt', 'batch_size': 5, 'crop_size': 8, 'mirror': True, "
+              "'shuffle': True, 'seed': 9")  # fmt: skip
+    alone, top = _make(ImageListData, params + ", 'workers': 0")
+    expected = _batches(alone, top, 7)
+    layer, top = _make(ImageListData, params + ", 'workers': 2")
+    got = _batches(layer, top, 7)
+    layer.close()
+    for want, have in zip(expected, got):
+        for a, b in zip(want, have):
+            np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize("text,said", [
+    ("im 0.png zero\n", "list.txt:1 is not 'path label'"),
+    ("\n", "lists no image"),
+])  # fmt: skip
+def test_a_bad_list_file_is_one_sentence(tmp_path, monkeypatch, text, said):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "list.txt").write_text(text)
+    with pytest.raises(caffe_params.ParamError, match=said):
+        _make(ImageListData, "'source': 'list.txt', 'workers': 0")
+
+
+def test_idle_workers_end_and_start_again_where_they_stopped():
+    """pycaffe never frees a Python layer, so workers end after `idle` seconds unused (a
+    deleted net's, a TEST net's between passes); the next forward starts them again from
+    the next batch, the same batches as ever."""
+    before = _children()
+    baseline, top = _make(Noisy, "'workers': 0")
+    expected = _batches(baseline, top, 8)
+    layer, top = _make(Noisy, "'workers': 2, 'queue': 1, 'idle': 0.3")
+    got = _batches(layer, top, 3)
+    deadline = time.monotonic() + 5
+    while _children() - before and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert _children() == before  # both ended, idle
+    got += _batches(layer, top, 5)
+    assert len(_children() - before) == 2  # started again
+    layer.close()
+    for want, have in zip(expected, got):
+        np.testing.assert_array_equal(want[0], have[0])
