@@ -107,7 +107,7 @@ class PrefetchingData(caffe.Layer):
             batch = batch if batch is not None else self._checked(
                 self.load_batch(self.index), self.shapes, self.index)
             for i, array in enumerate(batch):
-                top[i].data[...] = array
+                top[i].data[...] = array.reshape(top[i].data.shape)  # 4-D on trees before N-D blobs
         self._ready_first = None
         self.index += 1
 
@@ -211,7 +211,7 @@ class _Pool:
         if kind == "error":
             raise RuntimeError(f"data worker {worker} failed loading batch {at}:\n{payload}")
         for i, array in enumerate(self.view(worker, payload)):
-            top[i].data[...] = array
+            top[i].data[...] = array.reshape(top[i].data.shape)  # 4-D on trees before N-D blobs
         self.free[worker].put(payload)
 
     def close(self) -> None:
