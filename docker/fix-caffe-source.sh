@@ -22,6 +22,15 @@ files_matching 'SetTotalBytesLimit\([^,()]+,[^()]+\)' | while read -r f; do
     sed -i -E 's/SetTotalBytesLimit\(([^,()]+),[^()]+\)/SetTotalBytesLimit(\1)/g' "$f"
 done
 
+# TSN's Caffe (yjxiong/caffe, 2017) keeps the Python thread state in a member its CPU_ONLY
+# constructor never sets: GetPythonLayer reads garbage, skips Py_Initialize and dies in
+# PyGILState_Ensure (SIGSEGV, seen on Debian 13). A default member initializer sets it in
+# every constructor.
+files_matching 'PyThreadState\* *py_tstate_;' | while read -r f; do
+    echo "caffebox fix (Python layer): py_tstate_ starts as NULL in every constructor in $f"
+    sed -i -E 's/(PyThreadState\* *py_tstate_);/\1 = NULL;/' "$f"
+done
+
 # Python 3: BVLC's NCCL.new_uid() returns PyBytes_FromString(uid.c_str()), which stops at
 # the uid's first zero byte (its socket address has several): every rank then got a uid
 # naming 0.0.0.0:0 and NCCL's init failed after 60 s, "remote process exited" (an H100).

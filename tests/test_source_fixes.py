@@ -512,3 +512,17 @@ def test_a_tree_before_rc3_gets_the_param_str_field_and_both_names(tmp_path):
         assert f'caffebox_self.attr("{name}") = bp::str(' in text
     assert text.index("caffebox_self.attr") < text.index('"setup"')
     assert "PythonParameter gains param_str" in log and _fix_tree(tmp_path) == ""
+
+
+def test_an_uninitialised_python_thread_state_starts_as_null(tmp_path):
+    """TSN's 2017 Caffe: the CPU_ONLY constructor leaves py_tstate_ unset; GetPythonLayer
+    then skips Py_Initialize and dies in PyGILState_Ensure (exit 139 on Debian 13)."""
+    tree, cuda = _tree(tmp_path, "    int clockRate;\n    int deviceOverlap;\n")
+    header = tree / "include" / "caffe" / "common.hpp"
+    header.parent.mkdir(parents=True)
+    header.write_text("class Caffe {\n#ifdef WITH_PYTHON_LAYER\n  PyThreadState* py_tstate_;\n"
+                      "#endif\n  int mode_;\n};\n")  # fmt: skip
+    log = _fix(tree, cuda)
+    assert "  PyThreadState* py_tstate_ = NULL;\n" in header.read_text()
+    assert "py_tstate_ starts as NULL in every constructor in include/caffe/common.hpp" in log
+    assert _fix(tree, cuda) == ""  # once
