@@ -55,8 +55,8 @@ class ArrayData(PrefetchingData):
                 f"{name}: {p['source']} gives {len(self.arrays)} arrays but the layer has "
                 f"{self.top_count} tops; list the arrays with 'keys'."
             )
-        scales = p["scale"] if isinstance(p["scale"], (list, tuple)) else [p["scale"]] * len(
-            self.arrays)
+        scale = p["scale"]
+        scales = scale if isinstance(scale, (list, tuple)) else [scale] * len(self.arrays)
         if len(scales) != len(self.arrays):
             raise ParamError(f"{name}: 'scale' needs one value per top ({len(self.arrays)}).")
         self.scales = [float(s) for s in scales]

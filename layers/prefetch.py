@@ -90,7 +90,7 @@ class PrefetchingData(caffe.Layer):
                              f"{len(top)} tops.")  # fmt: skip
         self.shapes = [a.shape for a in first]
         self.index = 0  # the next batch forward serves
-        self._ready_first: tuple[np.ndarray, ...] | None = first
+        self._first: tuple[np.ndarray, ...] | None = None if self.workers else first
         self._pool: _Pool | None = None
         if self.workers:
             self._pool = _Pool(self, self.workers, self.depth, float(params["idle"]))
@@ -102,13 +102,11 @@ class PrefetchingData(caffe.Layer):
     def forward(self, bottom, top):
         if self._pool is not None:
             self._pool.serve(self.index, top)
-        else:
-            batch = self._ready_first if self.index == 0 else None
-            batch = batch if batch is not None else self._checked(
-                self.load_batch(self.index), self.shapes, self.index)
-            for i, array in enumerate(batch):
-                top[i].data[...] = array.reshape(top[i].data.shape)  # 4-D on trees before N-D blobs
-        self._ready_first = None
+        else:  # batch 0 was loaded by setup
+            batch, self._first = self._first, None
+            if batch is None:
+                batch = self._checked(self.load_batch(self.index), self.shapes, self.index)
+            _fill(top, batch)
         self.index += 1
 
     def backward(self, top, propagate_down, bottom):
@@ -128,11 +126,18 @@ class PrefetchingData(caffe.Layer):
         if not isinstance(batch, (tuple, list)):
             batch = (batch,)
         arrays = tuple(np.asarray(a, dtype=np.float32) for a in batch)
-        if shapes is not None and [a.shape for a in arrays] != list(shapes):
-            got = [a.shape for a in arrays]
+        got = [a.shape for a in arrays]
+        if shapes is not None and got != list(shapes):
             raise ParamError(f"{name}: batch {index} has shapes {got}; batch 0 had "
                              f"{list(shapes)} (shapes are fixed by the first).")  # fmt: skip
         return arrays
+
+
+def _fill(top, arrays) -> None:
+    """Copy a batch into the tops (shaped as the tops: 4-D on trees before N-D blobs)."""
+    for i, array in enumerate(arrays):
+        data = top[i].data
+        data[...] = array.reshape(data.shape)
 
 
 class _Pool:
@@ -210,8 +215,7 @@ class _Pool:
             self.processes[worker] = self._start(layer, worker, at)
         if kind == "error":
             raise RuntimeError(f"data worker {worker} failed loading batch {at}:\n{payload}")
-        for i, array in enumerate(self.view(worker, payload)):
-            top[i].data[...] = array.reshape(top[i].data.shape)  # 4-D on trees before N-D blobs
+        _fill(top, self.view(worker, payload))
         self.free[worker].put(payload)
 
     def close(self) -> None:
