@@ -24,7 +24,35 @@ fi
 rm -rf "$deps" && mkdir -p "$deps"
 installed=$(awk '/^Package:/ {p = $2} /^Status: .* installed$/ {print p}' "$status" | sort -u)
 
-binaries=("$PREFIX"/bin/* "$PREFIX"/lib/libcaffe*.so "$PREFIX"/python/caffe/_caffe*.so)
+# graphviz's dot for caffe.draw and draw_net.py (pydot runs it), without Debian's package:
+# that one's gd plugin pulls in libgd's AV1 and HEIF codecs (libaom, librav1e, SVT-AV1,
+# libheif: about 20 MB). The binary and the three plugins a drawing needs (core: the
+# formats, dot_layout, pango: cairo's PNG, SVG and PDF) go to $PREFIX/lib/graphviz with
+# their config; their libraries are bundled below like Caffe's. $PREFIX/bin/dot is a
+# script that says where the plugins are: pydot runs dot with PATH alone in its
+# environment, so an image-wide GVBINDIR would not reach it.
+bundle_graphviz() {
+    local gvc plugins=$PREFIX/lib/graphviz
+    gvc=$(readlink -f "$(ldd "$(command -v dot)" | awk '$1 ~ /^libgvc\.so/ {print $3}')")
+    rm -rf "$plugins" && mkdir -p "$plugins"
+    cp -L "$(command -v dot)" "$plugins/dot"
+    for plugin in core dot_layout pango; do
+        cp -L "$(dirname "$gvc")/graphviz/libgvplugin_$plugin.so.6" "$plugins/"
+    done
+    printf '#!/bin/sh\n# graphviz dot with the plugins beside it (docker/bundle-libs.sh)\nGVBINDIR=%s exec %s "$@"\n' \
+        "$plugins" "$plugins/dot" > "$PREFIX/bin/dot"
+    chmod 755 "$PREFIX/bin/dot"
+    "$PREFIX/bin/dot" -c
+    echo "digraph { a -> b }" | env -i "$PREFIX/bin/dot" -Tpng > /dev/null
+}
+bundle_graphviz
+
+binaries=()  # ELF files only: ldd fails on a script (bin/dot), and pipefail with it
+for file in "$PREFIX"/bin/* "$PREFIX"/lib/libcaffe*.so "$PREFIX"/python/caffe/_caffe*.so \
+        "$PREFIX"/lib/graphviz/dot "$PREFIX"/lib/graphviz/*.so.*; do
+    magic=$(head -c 4 "$file" | tr -d '\000')
+    if [ "$magic" = $'\177ELF' ]; then binaries+=("$file"); fi
+done
 loaded() {  # the libraries the binaries load, with $deps searched first (stubs)
     LD_LIBRARY_PATH=$deps ldd "${binaries[@]}" 2>/dev/null \
         | awk '$2 == "=>" && $3 ~ /^\// {print $3}' | sort -u
@@ -113,8 +141,61 @@ sort -u "$deps/PACKAGES.tmp" > "$deps/PACKAGES" && rm "$deps/PACKAGES.tmp"
 printf '\n==> caffebox: bundled %s libraries (%s) from %s packages not in the runtime base\n' \
     "$(wc -l < "$deps/PACKAGES")" "$(du -sh "$deps" | cut -f1)" "$(cut -d' ' -f2 "$deps/PACKAGES" | sort -u | wc -l)"
 
-# One OpenBLAS: scipy's wheel carries its own (33 MB, the same BLAS/LAPACK interface, no
-# symbol suffix); point it at the one Caffe loads, so the image holds and runs one.
+# One OpenBLAS. scipy's wheel carries its own (older scipy: libopenblas, the same symbols
+# as the one Caffe loads: a link to it does). scipy 1.13+ carries libscipy_openblas (21 MB
+# and a libgfortran of its own), every symbol prefixed scipy_: it becomes a shim of one jump
+# per symbol scipy's modules take to the same name unprefixed in the OpenBLAS Caffe and
+# numpy load (the same LP64 interface). Written each build from the symbols used; a symbol
+# the system OpenBLAS lacks or that is no function, or an architecture without a jump here,
+# keeps scipy's copy.
+shim_scipy_openblas() {
+    local own=$1 blas=$2 dir used syms jump kinds
+    dir=$(dirname "$own")
+    case "$(uname -m)" in
+    x86_64) jump='jmp %s@PLT' ;;
+    aarch64) jump='b %s' ;;
+    *) echo "caffebox: no shim written for $(uname -m): $(basename "$own") stays"; return 0 ;;
+    esac
+    used=$(find "$PREFIX/pydeps" -name '*.so*' -type f ! -path "$own" -exec nm -D --undefined-only {} + 2>/dev/null \
+        | awk '{print $NF}' | sed 's/@.*//' | sort -u)
+    syms=$(nm -D --defined-only "$own" | awk '{print $NF}' | sort -u | comm -12 - <(echo "$used"))
+    kinds=$(nm -D --defined-only "$own" | awk 'NR == FNR {want[$1]; next} ($NF in want) {print $(NF - 1)}' \
+        <(echo "$syms") - | sort -u | tr -d '\n')
+    if [ -z "$syms" ] || [ -n "$(tr -d 'TW' <<<"$kinds")" ] \
+        || grep -qv '^scipy_' <<<"$syms" \
+        || [ -n "$(sed 's/^scipy_//' <<<"$syms" | comm -23 - <(nm -D --defined-only "$blas" \
+                | awk '$(NF - 1) ~ /[TW]/ {print $NF}' | sort -u))" ]; then
+        echo "caffebox: $(basename "$own")'s $(wc -w <<<"$syms") symbols are not all scipy_ functions of $blas: it stays"
+        return 0
+    fi
+    {
+        echo '.text'
+        for sym in $syms; do
+            printf '.globl %s\n.type %s, @function\n%s:\n\t' "$sym" "$sym" "$sym"
+            # shellcheck disable=SC2059  # the jump is the format
+            printf "$jump\n" "${sym#scipy_}"
+        done
+        echo '.section .note.GNU-stack,"",@progbits'
+    } > /tmp/caffebox/scipy-openblas-shim.S
+    gcc -shared -nostdlib -Wl,-soname,"$(basename "$own")" -Wl,--no-undefined \
+        -o "$own" /tmp/caffebox/scipy-openblas-shim.S "$blas"
+    # What scipy's copy alone needed (its libgfortran and libquadmath) goes with it: a file
+    # of the folder no other file names as NEEDED, until none is left (a list, not grep -q
+    # in the pipe: with pipefail, its early exit would fail the pipe and remove the file).
+    local gone=1 lib needed
+    while [ "$gone" = 1 ]; do
+        gone=0
+        for lib in "$dir"/*.so*; do
+            [ -f "$lib" ] || continue
+            needed=$(find "$PREFIX/pydeps" -name '*.so*' -type f ! -path "$lib" \
+                -exec readelf -d {} + 2>/dev/null | grep -F "(NEEDED)" || true)
+            if ! grep -qF "[$(basename "$lib")]" <<<"$needed"; then
+                rm "$lib" && gone=1
+            fi
+        done
+    done
+    echo "caffebox: $(basename "$own") is a shim of $(wc -w <<<"$syms") functions to $blas"
+}
 blas=$(grep '/libopenblas\.so\.0$' /tmp/caffebox-libs || true)
 if [ -n "$blas" ]; then
     [ -f "$deps/libopenblas.so.0" ] && blas=$deps/libopenblas.so.0
@@ -122,5 +203,8 @@ if [ -n "$blas" ]; then
         [ -f "$own" ] || continue
         echo "caffebox: $(basename "$own") -> $blas"
         ln -sf "$blas" "$own"
+    done
+    for own in "$PREFIX"/pydeps/*.libs/libscipy_openblas*.so; do
+        [ -f "$own" ] && shim_scipy_openblas "$own" "$blas"
     done
 fi

@@ -1,8 +1,9 @@
 """The runtime stage's check: pycaffe does what users call, not only `import caffe`.
 
 Loads a PNG in colour and grey (caffe.io.load_image), resizes it, preprocesses it with a
-Transformer, classifies it with caffe.Classifier and draws the net to a PNG (caffe.draw,
-as draw_net.py does). The first step that fails ends the build with its reason.
+Transformer, solves with scipy.linalg (the OpenBLAS shim), classifies it with
+caffe.Classifier and draws the net to a PNG (caffe.draw, as draw_net.py does). The first
+step that fails ends the build with its reason.
 """
 
 from __future__ import annotations
@@ -86,6 +87,15 @@ def main(folder: str) -> None:
     assert caffe.io.load_image(grey_png).shape == (8, 8, 3)
     step("caffe.io.resize_image")
     assert caffe.io.resize_image(colour, (5, 7)).shape == (5, 7, 3)
+    step("scipy.linalg on the image's one OpenBLAS (scipy's own copy is a shim to it)")
+    import scipy.linalg
+
+    a = np.array([[4.0, 1.0, 0.5], [1.0, 3.0, 0.2], [0.5, 0.2, 2.0]])
+    b = np.array([1.0, 2.0, 3.0])
+    assert np.allclose(a @ scipy.linalg.solve(a, b), b)
+    assert np.allclose(scipy.linalg.eigvalsh(a), np.linalg.eigvalsh(a))
+    u, sv, vt = scipy.linalg.svd(a)
+    assert np.allclose((u * sv) @ vt, a)
     step("caffe.io.Transformer.preprocess")
     transformer = caffe.io.Transformer({"data": (1, 3, 8, 8)})
     transformer.set_transpose("data", (2, 0, 1))
