@@ -12,7 +12,14 @@ from typing import Any
 from caffebox import engine, images
 from caffebox.errors import CaffeboxError
 from caffebox.source import CaffeSource
-from caffebox.variants import get_variant, on_distro, parse_cuda_archs
+from caffebox.variants import (
+    cuda_offline_base,
+    debian_image,
+    get_variant,
+    offline_base_of,
+    on_distro,
+    parse_cuda_archs,
+)
 
 
 @dataclass(frozen=True)
@@ -30,6 +37,7 @@ class BuildOptions:
     runtime_image: str = ""
     compile_only: bool = False
     distro: str = ""
+    cuda: str = ""
 
 
 def request(settings: Any, variant: str, options: BuildOptions) -> images.BuildRequest:
@@ -39,11 +47,11 @@ def request(settings: Any, variant: str, options: BuildOptions) -> images.BuildR
     if not (src or repo or ref):
         src, repo, ref = s.caffe_src, s.caffe_repo, s.caffe_ref
     chosen = get_variant(variant)
-    # The cpu variant follows the distro setting; the gpu one only when told (its default
-    # base is NVIDIA's Ubuntu image).
-    distro = o.distro or (s.distro if chosen.cpu_only else "")
-    if distro:
-        chosen = on_distro(chosen, distro)
+    if o.cuda and chosen.cpu_only:
+        raise CaffeboxError("--cuda applies to the gpu variant only (caffebox build-gpu).")
+    # Both variants follow the distro setting: the gpu one on caffebox's offline CUDA base
+    # made on that release (CUDA 12 on Debian 13 unless --cuda says otherwise).
+    chosen = on_distro(chosen, o.distro or s.distro, o.cuda)
     if o.cuda_arch:
         if chosen.cpu_only:
             raise CaffeboxError("--cuda-arch applies to the gpu variant only (caffebox build-gpu).")
@@ -64,8 +72,26 @@ def request(settings: Any, variant: str, options: BuildOptions) -> images.BuildR
 def build(settings: Any, variant: str, options: BuildOptions = BuildOptions()) -> str:
     """Build one variant's image; returns its tag."""
     made = request(settings, variant, options)
-    images.build(engine.connect(), made)
+    client = engine.connect()
+    ensure_cuda_base(client, made, settings.ca_certificates)
+    images.build(client, made)
     return made.tag
+
+
+def ensure_cuda_base(client: Any, made: images.BuildRequest, ca_certificates: str) -> None:
+    """Make the offline CUDA base a gpu build is to start from when the engine lacks it
+    (as `cuda-base` would): the default gpu path then needs no step of its own."""
+    for image in (made.base_image or made.variant.base_image,
+                  made.runtime_image or made.variant.runtime_image):  # fmt: skip
+        known = offline_base_of(image)
+        if known is None or engine.image_exists(client, image):
+            continue
+        cuda, distro = known
+        images.build_cuda_offline_base(
+            client, cuda_offline_base(distro, cuda), debian_image(distro), ca_certificates,
+            cuda=cuda,
+        )  # fmt: skip
+        return
 
 
 def variant_named(settings: Any, image: str) -> str:

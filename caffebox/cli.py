@@ -313,22 +313,23 @@ def test_layers(c: Context, path: str, pytest_args: str = "", layers: list[str] 
 
 
 build_gpu = _build_task(
-    "gpu", (*_SOURCE_OPTIONS, "cuda_arch", "base_image", "runtime_image", "compile_only"),
+    "gpu", (*_SOURCE_OPTIONS, "cuda", "cuda_arch", "base_image", "runtime_image",
+            "compile_only"),
     "Build the GPU image: CUDA, cuDNN (8/9 via caffebox's compat header), NCCL, CuPy.\n\n"
-    "On NVIDIA's CUDA 12.4 Ubuntu 22.04 images by default, or on caffebox's offline CUDA 13\n"
-    "base with --distro (see gpu.md).",
+    "On caffebox's offline CUDA 12 base on Debian 13 by default (made when missing), so it\n"
+    "has the cpu image's Python and numpy; --cuda 13 for R580+ drivers; NVIDIA's images by\n"
+    "--base-image and --runtime-image (see gpu.md).",
 )  # fmt: skip
 
 
 @task(help=HELP["cuda-base"])
 @friendly
 def cuda_base(c: Context, tag: str = "", base: str = "", distro: str = "",
-              cuda: str = "13") -> None:  # fmt: skip
+              cuda: str = "12") -> None:  # fmt: skip
     """Make an offline CUDA build base, cuDNN 9 and NCCL included, from Debian and PyPI.
 
-    For machines that cannot pull NVIDIA's images: build-gpu --base-image TAG
-    --runtime-image TAG-runtime --cuda-arch 80,90 then builds the gpu variant, cuDNN
-    included (CUDA 13 also makes TAG-runtime, the shared libraries without the toolkit).
+    build-gpu makes the one it needs when it is missing; this makes one ahead, or another
+    CUDA. Beside TAG it makes TAG-runtime, the shared libraries without the toolkit.
     """
     from caffebox import engine, images
 

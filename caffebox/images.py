@@ -361,12 +361,24 @@ def build(
     return str(image.id)
 
 
-# The offline CUDA build bases, by CUDA major, as (Dockerfile, default tag, targets): Debian's
-# toolkit (11.8, one image), or NVIDIA's PyPI wheels (13: devel, and runtime as TAG-runtime).
-# CUDA major -> (Dockerfile, its targets); the tags are variants.cuda_offline_base's.
+@dataclass(frozen=True)
+class CudaOfflineBase:
+    """How `cuda-base --cuda MAJOR` builds: its Dockerfile and the build args of that CUDA.
+    Each makes devel (the tag) and runtime (TAG-runtime), as NVIDIA's images come."""
+
+    dockerfile: str
+    buildargs: tuple[tuple[str, str], ...] = ()
+
+
+# By CUDA major; the tags are variants.cuda_offline_base's. Debian's own toolkit with
+# cuDNN and NCCL wheels for that CUDA (12.4 on Debian 13, 11.8 on Debian 12), or NVIDIA's
+# PyPI wheels alone (13; NVIDIA's CUDA 12 wheels have no nvcc).
 CUDA_OFFLINE_BASES = {
-    "11": ("docker/cuda-offline.Dockerfile", ("",)),
-    "13": ("docker/cuda13-offline.Dockerfile", ("devel", "runtime")),
+    "12": CudaOfflineBase("docker/cuda-offline.Dockerfile"),
+    "13": CudaOfflineBase("docker/cuda13-offline.Dockerfile"),
+    "11": CudaOfflineBase("docker/cuda-offline.Dockerfile", (
+        ("CUDNN_WHEEL", "nvidia-cudnn-cu11==9.10.2.21"),
+        ("NCCL_WHEEL", "nvidia-nccl-cu11==2.21.5"))),
 }
 
 
@@ -376,27 +388,26 @@ def build_cuda_offline_base(
     base_image: str,
     ca_certificates: str = "auto",
     out: TextIO = sys.stdout,
-    cuda: str = "13",
+    cuda: str = "12",
 ) -> None:
-    """Build an offline CUDA base: CUDA 11.8 from Debian with cuDNN and NCCL wheels, or
-    CUDA 13 wholly from NVIDIA's wheels (devel and runtime), tagged `tag` (and
-    `tag`-runtime)."""
+    """Build an offline CUDA base, devel tagged `tag` and runtime `tag`-runtime: CUDA 12.4
+    or 11.8 from Debian with cuDNN and NCCL wheels, or CUDA 13 wholly from NVIDIA's wheels."""
     known = CUDA_OFFLINE_BASES.get(cuda.split(".")[0])
     if known is None:
         raise CaffeboxError(
             f"cuda-base --cuda {cuda}: caffebox makes offline CUDA bases for "
             f"{' and '.join(sorted(CUDA_OFFLINE_BASES))} only."
         )
-    dockerfile, targets = known
     buf = io.BytesIO()
     with tarfile.open(fileobj=buf, mode="w") as tar:
         tar.add(str(paths.DOCKER_DIR), arcname="docker")
         add_bytes(tar, "build/ca-certificates.crt", read_certificates(ca_certificates))
-    for target in targets:
-        # The runtime base beside the devel one: caffebox/cuda-offline:13-runtime.
+    for target in ("devel", "runtime"):
+        # The runtime base beside the devel one: caffebox/cuda-offline:12-trixie-runtime.
         name = tag_beside(tag, "runtime") if target == "runtime" else tag
         out.write(f"caffebox: building the offline CUDA base {name} on {base_image}\n")
         stream_build(
-            client, buf, tag=name, target=target, buildargs={"BASE_IMAGE": base_image},
-            nocache=False, out=out, dockerfile=dockerfile,
+            client, buf, tag=name, target=target,
+            buildargs={"BASE_IMAGE": base_image, **dict(known.buildargs)},
+            nocache=False, out=out, dockerfile=known.dockerfile,
         )  # fmt: skip

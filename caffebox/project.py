@@ -32,7 +32,7 @@ from typing import Any, TextIO
 
 import docker
 
-from caffebox import contract, engine, images, templates
+from caffebox import contract, engine, images, paths, templates
 from caffebox.errors import CaffeboxError
 
 if sys.version_info >= (3, 11):
@@ -51,6 +51,9 @@ KEYS = {"apt", "pip", "requirements", "run", "nvcc"}
 # The gpu image's build base (its devel image): where nvcc = true copies the toolkit from.
 BUILD_BASE_LABEL = "io.caffebox.build.base"
 CUDA_LABEL = "io.caffebox.cuda.version"
+# What an offline CUDA base is (docker/cuda-offline.Dockerfile's label): Debian's toolkit.
+OFFLINE_BASE_LABEL = "io.caffebox.image"
+DEBIAN_CUDA_BASE = "cuda-offline-base"
 # What pycaffe and caffebox_layers use from the image: never replaced by a project's pip.
 PROTECTED = {
     "numpy": "pycaffe's _caffe.so is compiled against the image's numpy",
@@ -79,12 +82,17 @@ class ProjectConfig:
             h.update(self.requirements.read_bytes())
         return h.hexdigest()
 
-    def dockerfile(self, base: str, devel: str = "") -> str:
-        """One layer on the base: the CUDA toolkit of its devel image (nvcc = true), apt,
-        then pip under constraints, then each run step."""
+    def dockerfile(self, base: str, devel: str = "", debian_cuda: bool = False) -> str:
+        """One layer on the base: the CUDA toolkit of its devel image (nvcc = true: copied
+        from it, or for a base on Debian's own CUDA its nvidia-cuda-toolkit package, the
+        same version as the image's CUDA packages), apt, then pip under constraints, then
+        each run step."""
         apt = ["python-is-python3", *self.apt]
         if devel:
             apt.append("g++")  # nvcc's host compiler
+        if devel and debian_cuda:
+            apt.append("nvidia-cuda-toolkit")
+        copy = devel and not debian_cuda
         if self.pip or self.requirements:
             apt.append("python3-pip")
         lines = [
@@ -93,8 +101,11 @@ class ProjectConfig:
             "USER root",
             "COPY caffebox-project /tmp/caffebox-project",
             *([f"COPY --from={devel} /usr/local/cuda /usr/local/cuda",
-               "ENV PATH=/usr/local/cuda/bin:$PATH CUDAHOME=/usr/local/cuda"] if devel else []),
-            "RUN apt-get update && apt-get install -y --no-install-recommends "
+               "ENV PATH=/usr/local/cuda/bin:$PATH CUDAHOME=/usr/local/cuda"] if copy else []),
+            # Debian's nvcc is /usr/bin/nvcc, its headers in /usr/include.
+            *(["ENV CUDAHOME=/usr"] if devel and debian_cuda else []),
+            "RUN " + ("sh /tmp/caffebox-project/debian-non-free.sh && " if debian_cuda else "")
+            + "apt-get update && apt-get install -y --no-install-recommends "
             + " ".join(apt) + " && rm -rf /var/lib/apt/lists/*",
         ]  # fmt: skip
         if self.pip or self.requirements:
@@ -203,18 +214,21 @@ def load(path: Path) -> ProjectConfig:
 
 
 def build_context(config: ProjectConfig, base: str, certificates: bytes,
-                  devel: str = "") -> io.BytesIO:  # fmt: skip
+                  devel: str = "", debian_cuda: bool = False) -> io.BytesIO:  # fmt: skip
     """The Dockerfile and the declared files only (never the project folder)."""
     buf = io.BytesIO()
     with tarfile.open(fileobj=buf, mode="w") as tar:
         files = {
-            "Dockerfile": config.dockerfile(base, devel).encode(),
+            "Dockerfile": config.dockerfile(base, devel, debian_cuda).encode(),
             "caffebox-project/caffebox.toml": config.path.read_bytes(),
             "caffebox-project/constraints.py": templates.text("constraints.py").encode(),
             "caffebox-project/ca-certificates.crt": certificates,
         }
         if config.requirements is not None:
             files["caffebox-project/requirements.txt"] = config.requirements.read_bytes()
+        if debian_cuda:
+            files["caffebox-project/debian-non-free.sh"] = (
+                paths.DOCKER_DIR / "debian-non-free.sh").read_bytes()
         for name, data in files.items():
             images.add_bytes(tar, name, data)
     buf.seek(0)
@@ -289,7 +303,11 @@ def ensure(client: docker.DockerClient, base: str, config: ProjectConfig, certif
     """The project image for `base` (built now, or reused); its tag."""
     base_image = client.images.get(base)
     devel = devel_image(client, base, base_image.labels or {}, config) if config.nvcc else ""
-    devel_id = str(client.images.get(devel).id) if devel else ""
+    devel_image_ = client.images.get(devel) if devel else None
+    devel_id = str(devel_image_.id) if devel_image_ else ""
+    # caffebox's offline bases on Debian's own CUDA (12.4, 11.8) say so by this label.
+    debian_cuda = devel_image_ is not None and (
+        (devel_image_.labels or {}).get(OFFLINE_BASE_LABEL) == DEBIAN_CUDA_BASE)
     base_id = str(base_image.id)
     digest = config.digest(base_id, devel_id)
     tag = tag_for(base, digest)
@@ -298,7 +316,7 @@ def ensure(client: docker.DockerClient, base: str, config: ProjectConfig, certif
         return tag
     out.write(f"caffebox: building the project image {tag} from {config.path} on {base}\n")
     images.stream_build(
-        client, build_context(config, base, certificates, devel), tag=tag, target="",
+        client, build_context(config, base, certificates, devel, debian_cuda), tag=tag, target="",
         buildargs={}, nocache=False, out=out, dockerfile="Dockerfile",
         labels={HASH_LABEL: digest, BASE_LABEL: base_id, FILE_LABEL: str(config.path),
                 DEVEL_LABEL: devel_id},

@@ -285,6 +285,36 @@ def missing_command(result: RunResult, spec: RunSpec) -> str:
     return ""
 
 
+# What Caffe prints when a gpu build finds no usable GPU or driver.
+NO_GPU_ERRORS = ("no CUDA-capable device is detected", "CUDA driver version is insufficient")
+# The oldest NVIDIA driver branch each CUDA major runs on (12 and 11 through minor-version
+# compatibility: code compiled to the GPU's own architecture; PTX JIT needs the CUDA
+# release's own driver).
+DRIVER_FOR_CUDA = {"11": "R450", "12": "R525", "13": "R580"}
+
+
+def no_gpu(result: RunResult, spec: RunSpec, cuda: str) -> str:
+    """A paragraph when a gpu image's program found no GPU or no driver new enough, naming
+    the driver the image's CUDA needs; '' otherwise."""
+    text = "\n".join(result.tail)
+    if result.exit_code == 0 or not cuda or not any(m in text for m in NO_GPU_ERRORS):
+        return ""
+    driver = DRIVER_FOR_CUDA.get(cuda.split(".")[0], "one made for it")
+    said = next(m for m in NO_GPU_ERRORS if m in text)
+    if spec.gpus:
+        given = (f"it was started with --gpu {','.join(spec.gpus)}, so check nvidia-smi on "
+                 "this host and the driver's branch")
+    else:
+        given = ("it was started without --gpu, so the container has no GPU and no driver: "
+                 "pass --gpu 0 on a host with an NVIDIA GPU and NVIDIA's container runtime")
+    return (
+        f"{spec.command[0]} exited with {result.exit_code}: Caffe found no usable GPU "
+        f"('{said}'). {spec.image} is built with CUDA {cuda}, which needs an NVIDIA driver "
+        f"{driver} or newer on the host; {given}. For a host without a GPU, use the cpu image "
+        "(caffebox build-cpu)."
+    )
+
+
 def signal_name(signum: int) -> str:
     """How people call a stop signal: Ctrl-C for SIGINT, else its name."""
     return "Ctrl-C" if signum == signal.SIGINT else signal.Signals(signum).name

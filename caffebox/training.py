@@ -29,7 +29,6 @@ _BAD_WEIGHTS = ("Failed to parse NetParameter file", "Check failed: ReadProtoFro
 # What Caffe and Python print when a write fails for lack of space, or no process can start.
 _NO_SPACE = ("SerializeToOstream", "No space left on device", "Failed to write")
 _NO_PROCESS = ("Resource temporarily unavailable", "can't start new thread")
-_NO_GPU_ERRORS = ("no CUDA-capable device is detected", "CUDA driver version is insufficient")
 
 
 @dataclass
@@ -333,7 +332,7 @@ def explain_failure(result: TrainedRun, train_plan: TrainPlan) -> str:
             "of the same name has other shapes (see 'Cannot copy param' above). Rename the "
             "layers you changed, so that Caffe initialises them instead of copying."
         )
-    if any(marker in text for marker in _NO_GPU_ERRORS):
+    if any(marker in text for marker in runs.NO_GPU_ERRORS):
         gpu = (
             "it was given --gpu, but the container sees no usable GPU: check nvidia-smi on "
             "this host and that the driver is new enough for the image's CUDA"

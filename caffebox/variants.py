@@ -56,15 +56,34 @@ def parse_cuda_archs(text: str) -> tuple[int, ...]:
     return tuple(archs)
 
 
-# NVIDIA's CUDA 12.4 images with cuDNN 9 on Ubuntu 22.04: CUDA 12 builds for Pascal (sm_60)
-# to Hopper (sm_90) (CUDA 13 drops Pascal and Volta), runs on R525+ drivers through minor-
-# version compatibility; Ubuntu 22.04's boost 1.74, OpenCV 4.5, protobuf 3.12 and Python 3.10
-# are what Caffe's Makefile build handles.
+# The Debian releases an image builds on (--distro): 13 (Python 3.13, numpy 2.2, GCC 14),
+# the default, and 12 (Python 3.11, numpy 1.24, GCC 12).
+DISTROS = ("trixie", "bookworm")
+# The CUDA majors of caffebox's offline bases (`cuda-base --cuda`), the default first: 12
+# (Debian 13's own CUDA 12.4 with cuDNN 9 and NCCL wheels: runs on R525+ drivers through
+# minor-version compatibility, builds Maxwell to Hopper, PTX for later GPUs), 13 (NVIDIA's
+# wheels alone: R580+ drivers, Turing to Blackwell) and 11 (Debian 12's CUDA 11.8).
+CUDAS = ("12", "13", "11")
+# (CUDA major, Debian release) -> the offline base `cuda-base` makes (its runtime twin adds
+# -runtime). Debian ships CUDA 12 on 13 only and CUDA 11.8 on 12 only.
+_CUDA_OFFLINE = {
+    ("12", "trixie"): "caffebox/cuda-offline:12-trixie",
+    ("13", "trixie"): "caffebox/cuda-offline:13-trixie",
+    ("13", "bookworm"): "caffebox/cuda-offline:13",
+    ("11", "bookworm"): "caffebox/cuda-offline:11.8",
+}
+# NVIDIA's own images, one option away (--base-image, --runtime-image; Docker Hub): CUDA 12.4
+# with cuDNN 9 on Ubuntu 22.04 (Python 3.10, numpy 1.21).
+NVIDIA_BASE_IMAGE = "nvidia/cuda:12.4.1-cudnn-devel-ubuntu22.04"
+NVIDIA_RUNTIME_IMAGE = "nvidia/cuda:12.4.1-cudnn-runtime-ubuntu22.04"
+
+# The default gpu variant: caffebox's own CUDA 12 base on Debian 13, so the gpu image has
+# the cpu image's Python, numpy and wheels; the distro setting and --cuda move it.
 GPU = Variant(
     name="gpu",
     cpu_only=False,
-    base_image="nvidia/cuda:12.4.1-cudnn-devel-ubuntu22.04",
-    runtime_image="nvidia/cuda:12.4.1-cudnn-runtime-ubuntu22.04",
+    base_image=_CUDA_OFFLINE[("12", "trixie")],
+    runtime_image=_CUDA_OFFLINE[("12", "trixie")] + "-runtime",
     use_cudnn=True,
     use_nccl=True,
     cuda_dir="/usr/local/cuda",
@@ -74,26 +93,31 @@ GPU = Variant(
 
 VARIANTS: dict[str, Variant] = {CPU.name: CPU, GPU.name: GPU}
 
-# The Debian releases an image builds on (--distro): 13 (Python 3.13, numpy 2.2, GCC 14),
-# the default, and 12 (Python 3.11, numpy 1.24, GCC 12).
-DISTROS = ("trixie", "bookworm")
-# The offline CUDA 13 base `cuda-base` makes on each (its runtime twin adds -runtime).
-_CUDA_OFFLINE = {
-    "bookworm": "caffebox/cuda-offline:13",
-    "trixie": "caffebox/cuda-offline:13-trixie",
-}
-
 
 def debian_image(distro: str) -> str:
     """The slim Debian image of a release, as Docker's library names it."""
     return f"debian:{check_distro(distro)}-slim"
 
 
-def cuda_offline_base(distro: str, cuda: str = "13") -> str:
-    """The offline CUDA build base `cuda-base --cuda CUDA --distro DISTRO` makes."""
-    if cuda.split(".")[0] == "11":
-        return "caffebox/cuda-offline:11.8"  # Debian 12's own CUDA: one release only
-    return _CUDA_OFFLINE[check_distro(distro)]
+def cuda_offline_base(distro: str, cuda: str = "12") -> str:
+    """The offline CUDA build base `cuda-base --cuda CUDA --distro DISTRO` makes, or an
+    error saying which CUDA each Debian release has."""
+    major = cuda.split(".")[0]
+    if major not in CUDAS:
+        raise CaffeboxError(
+            f"--cuda {cuda}: caffebox makes offline CUDA bases for CUDA "
+            f"{', '.join(CUDAS)}. Pass one of them, or NVIDIA's images with --base-image "
+            f"and --runtime-image (e.g. {NVIDIA_BASE_IMAGE})."
+        )
+    base = _CUDA_OFFLINE.get((major, check_distro(distro)))
+    if base is None:
+        has = [c for c in CUDAS if (c, distro) in _CUDA_OFFLINE]
+        raise CaffeboxError(
+            f"--cuda {cuda} on Debian {distro}: Debian {distro} has CUDA "
+            f"{' or '.join(has)} here (CUDA 12 is Debian 13's, 11.8 Debian 12's; 13 comes from "
+            f"NVIDIA's wheels on both). Pass --cuda {has[0]}, or another --distro."
+        )
+    return base
 
 
 def check_distro(distro: str) -> str:
@@ -106,13 +130,29 @@ def check_distro(distro: str) -> str:
     return distro
 
 
-def on_distro(variant: Variant, distro: str) -> Variant:
+def default_cuda(distro: str) -> str:
+    """The CUDA a gpu image builds with on `distro` when not told: 12 on Debian 13, 13 on
+    Debian 12 (Debian 12 has no CUDA 12)."""
+    return next(c for c in CUDAS if (c, check_distro(distro)) in _CUDA_OFFLINE)
+
+
+def offline_base_of(image: str) -> tuple[str, str] | None:
+    """(CUDA major, distro) when `image` is an offline base `cuda-base` makes (devel or
+    -runtime), else None: such a base is made on demand, any other is pulled or refused."""
+    for (cuda, distro), base in _CUDA_OFFLINE.items():
+        if image in (base, base + "-runtime"):
+            return cuda, distro
+    return None
+
+
+def on_distro(variant: Variant, distro: str, cuda: str = "") -> Variant:
     """`variant` built on a Debian release: the cpu variant on its slim image, the gpu
-    variant on the offline CUDA 13 base made on it (NVIDIA publishes no Debian images)."""
+    variant on the offline CUDA base for `cuda` made on it (NVIDIA publishes no Debian
+    images)."""
     if variant.cpu_only:
         image = debian_image(distro)
         return replace(variant, base_image=image, runtime_image=image)
-    base = cuda_offline_base(distro)
+    base = cuda_offline_base(distro, cuda or default_cuda(distro))
     return replace(variant, base_image=base, runtime_image=f"{base}-runtime")
 
 

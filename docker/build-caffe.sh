@@ -18,6 +18,55 @@ CUDA_DIR=$(make-var CUDA_DIR)
 # ---- 1. build ---------------------------------------------------------------------
 # The tree's Makefile, not BVLC master's: a target it lacks is said and worked around.
 has_target() { make -n "$1" >/dev/null 2>&1; }
+
+# A layer whose header declares Forward_gpu/Backward_gpu that no file of the tree defines
+# (forks add CPU-only layers and copy a header that declares both: the PyPI tree's ReLU6,
+# Upsample, PixelShuffle...) leaves libcaffe with undefined symbols, and every tool fails
+# to link in a GPU build. Caffe's own Layer runs the CPU pass when a layer has no GPU one;
+# this writes those definitions for exactly the symbols libcaffe lacks (read from the
+# linked library, not guessed from headers), then links again.
+CPU_FALLBACKS=src/caffe/layers/caffebox_cpu_fallbacks.cpp
+write_cpu_fallbacks() {
+    local lib missing cls header
+    lib=$(find "$BUILD/lib" -name 'libcaffe*.so*' -type f 2>/dev/null | head -1)
+    [ -n "$lib" ] || return 0
+    missing=$(nm -DC --undefined-only "$lib" | sed -n \
+        's/.* caffe::\([A-Za-z0-9_]*\)<\(float\|double\)>::\(Forward_gpu\|Backward_gpu\)(.*/\1 \2 \3/p' \
+        | sort -u)
+    [ -n "$missing" ] || return 0
+    {
+        echo "// Written by caffebox's build (docker/build-caffe.sh): GPU passes these layers"
+        echo "// declare and the tree never defines run the layer's CPU pass, as Caffe's Layer does."
+        for cls in $(cut -d' ' -f1 <<<"$missing" | sort -u); do
+            header=$(grep -rlE "class +$cls\b" include/ | head -1)
+            [ -n "$header" ] && echo "#include \"${header#include/}\""
+        done
+        echo "namespace caffe {"
+        while read -r cls method; do
+            if [ "$method" = Forward_gpu ]; then
+                echo "template <typename Dtype> void $cls<Dtype>::Forward_gpu("
+                echo "    const vector<Blob<Dtype>*>& bottom, const vector<Blob<Dtype>*>& top) {"
+                echo "  this->Forward_cpu(bottom, top);"
+            else
+                echo "template <typename Dtype> void $cls<Dtype>::Backward_gpu("
+                echo "    const vector<Blob<Dtype>*>& top, const vector<bool>& propagate_down,"
+                echo "    const vector<Blob<Dtype>*>& bottom) {"
+                echo "  this->Backward_cpu(top, propagate_down, bottom);"
+            fi
+            echo "}"
+        done < <(awk '{print $1, $3}' <<<"$missing" | sort -u)
+        while read -r cls dtype method; do
+            if [ "$method" = Forward_gpu ]; then
+                echo "template void $cls<$dtype>::Forward_gpu(const vector<Blob<$dtype>*>&, const vector<Blob<$dtype>*>&);"
+            else
+                echo "template void $cls<$dtype>::Backward_gpu(const vector<Blob<$dtype>*>&, const vector<bool>&, const vector<Blob<$dtype>*>&);"
+            fi
+        done <<<"$missing"
+        echo "}  // namespace caffe"
+    } > "$CPU_FALLBACKS"
+    log "caffebox adapts: $(cut -d' ' -f1 <<<"$missing" | sort -u | tr '\n' ' ')declare GPU passes this tree never defines: they run their CPU pass in the GPU build, as Caffe's Layer does ($CPU_FALLBACKS)"
+}
+gpu_build() { [ -n "$CUDA_DIR" ] && [ "$(make-var CPU_ONLY)" != 1 ]; }
 if [ "${COMPILE_ONLY:-}" = 1 ]; then
     # Every object, libcaffe and pycaffe, but no tools: for trees whose tools cannot link
     # in this variant (a fork missing GPU code for some layers) yet whose code must compile.
@@ -29,6 +78,11 @@ if [ "${COMPILE_ONLY:-}" = 1 ]; then
     log "compiling only ($targets) with $JOBS jobs"
     # shellcheck disable=SC2086  # two targets, split on purpose
     make -j"$JOBS" $targets
+    if gpu_build && [ "$targets" != pycaffe ]; then
+        write_cpu_fallbacks
+        # shellcheck disable=SC2086
+        if [ -f "$CPU_FALLBACKS" ]; then make -j"$JOBS" $targets; fi
+    fi
     mkdir -p "$PREFIX" && cp Makefile.config "$PREFIX/Makefile.config"
     cuda_version=""
     if [ -n "$CUDA_DIR" ] && [ -x "$CUDA_DIR/bin/nvcc" ]; then  # CuPy for it, as a full build
@@ -58,6 +112,10 @@ if [ -n "$opencv" ]; then
         | sed -n 's/.*\[libopencv_\([a-z0-9_]*\)\.so.*/libopencv-\1-dev/p' | tr _ - | sort -u)
     if [ -n "$called" ]; then install_opencv $called; fi
     log "building the rest with $JOBS jobs"
+fi
+if gpu_build && has_target lib; then
+    if [ -z "$opencv" ] || [ ! -d "$BUILD/lib" ]; then make -j"$JOBS" lib; fi
+    write_cpu_fallbacks
 fi
 if ! make -j"$JOBS" all pycaffe; then
     [ -n "$opencv" ] || exit 1

@@ -205,6 +205,6 @@ if [ -n "$blas" ]; then
         ln -sf "$blas" "$own"
     done
     for own in "$PREFIX"/pydeps/*.libs/libscipy_openblas*.so; do
-        [ -f "$own" ] && shim_scipy_openblas "$own" "$blas"
+        if [ -f "$own" ]; then shim_scipy_openblas "$own" "$blas"; fi
     done
 fi

@@ -8,7 +8,7 @@ import pytest
 
 from caffebox import gpus, makeconfig, runs, training
 from caffebox.errors import CaffeboxError
-from caffebox.variants import GPU, parse_cuda_archs
+from caffebox.variants import GPU, NVIDIA_BASE_IMAGE, NVIDIA_RUNTIME_IMAGE, parse_cuda_archs
 
 from .support.fakes import FakeEngine
 from .support.makeconfig import settings_of as _settings
@@ -86,9 +86,11 @@ def test_default_archs_none_supported_is_an_error(tmp_path):
     assert out.returncode != 0 and "compiles none of the default" in out.stderr
 
 
-def test_gpu_bases_are_cuda12_cudnn():
-    assert GPU.base_image.startswith("nvidia/cuda:12.") and "cudnn-devel" in GPU.base_image
-    assert GPU.runtime_image == GPU.base_image.replace("cudnn-devel", "cudnn-runtime")
+def test_gpu_bases_are_cuda12_on_debian_13_and_nvidias_pair_up():
+    assert GPU.base_image == "caffebox/cuda-offline:12-trixie"
+    assert GPU.runtime_image == GPU.base_image + "-runtime"
+    assert NVIDIA_BASE_IMAGE.startswith("nvidia/cuda:12.") and "cudnn-devel" in NVIDIA_BASE_IMAGE
+    assert NVIDIA_RUNTIME_IMAGE == NVIDIA_BASE_IMAGE.replace("cudnn-devel", "cudnn-runtime")
 
 
 @pytest.mark.parametrize("text", ["80,90", "sm_80 sm_90", "8.0 9.0", "compute_90, sm_80"])

@@ -70,6 +70,22 @@ def test_nvcc_copies_the_toolkit_of_the_gpu_images_build_base(tmp_path):
     assert config.digest("sha256:a", "sha256:d2") != first  # a new devel image: a new project image
 
 
+def test_nvcc_on_debians_cuda_installs_its_toolkit_package(tmp_path):
+    """The CUDA 12 (and 11.8) offline bases are Debian's own CUDA: their nvcc lives in
+    /usr/bin with the headers in /usr/include, so the project image installs the same
+    release's nvidia-cuda-toolkit (non-free added) instead of copying /usr/local/cuda."""
+    config = project.load(_config(tmp_path, "[image]\nnvcc = true\n"))
+    text = config.dockerfile("caffebox:gpu", "caffebox/cuda-offline:12-trixie", True)
+    assert "COPY --from" not in text
+    assert "ENV CUDAHOME=/usr\n" in text
+    (install,) = [line for line in text.splitlines() if "apt-get install" in line]
+    assert install.startswith("RUN sh /tmp/caffebox-project/debian-non-free.sh && apt-get update")
+    assert " g++ nvidia-cuda-toolkit " in install
+    names = tarfile.open(fileobj=project.build_context(
+        config, "caffebox:gpu", b"", "caffebox/cuda-offline:12-trixie", True)).getnames()
+    assert "caffebox-project/debian-non-free.sh" in names
+
+
 def test_the_hash_follows_the_base_and_the_files(tmp_path):
     (tmp_path / "req.txt").write_text("easydict\n")
     path = _config(tmp_path, '[image]\nrequirements = "req.txt"\n')

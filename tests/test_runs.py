@@ -218,3 +218,23 @@ def test_failure_hint_for_gpu_image_without_gpu(project):
 
 def test_paths_point_into_the_checkout():
     assert Path(paths.DOCKERFILE).is_file() and Path(paths.TEMPLATE).is_file()
+
+
+@pytest.mark.parametrize(
+    "cuda, gpus, driver, advice",
+    [("12.4", [], "R525", "started without --gpu"), ("13.0", ["0"], "R580", "--gpu 0, so check"),
+     ("11.8", [], "R450", "pass --gpu 0")],
+)  # fmt: skip
+def test_no_gpu_names_the_driver_the_images_cuda_needs(tmp_path, cuda, gpus, driver, advice):
+    spec = runs.RunSpec(image="caffebox:gpu", command=["caffe", "device_query"], cwd=tmp_path,
+                        gpus=gpus)  # fmt: skip
+    said = ["F1204 common.cpp:152] Check failed: error == cudaSuccess (35 vs. 0)  CUDA driver "
+            "version is insufficient for CUDA runtime version", "*** Check failure stack trace: ***"]
+    paragraph = runs.no_gpu(runs.RunResult(exit_code=134, tail=said), spec, cuda)
+    assert paragraph.startswith("caffe exited with 134: Caffe found no usable GPU")
+    assert f"built with CUDA {cuda}, which needs an NVIDIA driver {driver} or newer" in paragraph
+    assert advice in paragraph and "\n" not in paragraph
+    # Not for a cpu image, a run that succeeded, or another failure.
+    assert runs.no_gpu(runs.RunResult(exit_code=134, tail=said), spec, "") == ""
+    assert runs.no_gpu(runs.RunResult(exit_code=0, tail=said), spec, cuda) == ""
+    assert runs.no_gpu(runs.RunResult(exit_code=1, tail=["Segmentation fault"]), spec, cuda) == ""
