@@ -32,7 +32,8 @@ SDIST_SHA256 = "c6410cc60bdd6db685d441b66be7df05410f8850ac88d6b75d48ef9b2315c08a
 # The cpu image on the default Debian release; on the other one it is TEST_IMAGE-DISTRO.
 TEST_IMAGE = "caffebox:cpu-test"
 DEFAULT_DISTRO = DEFAULTS["caffebox"]["distro"]
-# The offline CUDA 13 build base (its runtime twin is CUDA_BASE + "-runtime").
+# The default offline CUDA build base, CUDA 12 on Debian 13 (its runtime twin is
+# CUDA_BASE + "-runtime").
 CUDA_BASE = cuda_offline_base(DEFAULT_DISTRO)
 
 
@@ -151,8 +152,9 @@ def each_distro_image(request, image_for) -> str:
 
 @pytest.fixture(scope="session")
 def cuda_base(engine) -> str:
-    """`invoke cuda-base --cuda 13`: CUDA, cuDNN and NCCL from NVIDIA's PyPI wheels, no GPU."""
-    for args in (["base-image"], ["cuda-base", "--cuda", "13"]):
+    """`invoke cuda-base`: Debian 13's CUDA 12.4 with cuDNN and NCCL from NVIDIA's PyPI
+    wheels, no GPU (build-gpu makes it too when missing)."""
+    for args in (["base-image"], ["cuda-base"]):
         done = subprocess.run([sys.executable, "-m", "invoke", *args], cwd=ROOT)
         assert done.returncode == 0, f"invoke {' '.join(args)} failed (log above)"
     return CUDA_BASE

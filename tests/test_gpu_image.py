@@ -1,47 +1,74 @@
-"""The gpu variant compiles offline, cuDNN code included, and refuses GPUs it cannot have.
+"""The default gpu image builds offline and does what can be checked without a GPU.
 
-No registry, no GitHub and no GPU here: the build base is `invoke cuda-base --cuda 13`
-(CUDA 13.0, cuDNN 9 and NCCL, all from NVIDIA's PyPI wheels: the newest toolchain, so the
-CUDA 13 fixes are compiled for real) and the source is the PyPI tree brocolli-caffe, whose
-GPU code lacks some layers' Forward_gpu/Backward_gpu, so its tools cannot link as a GPU
-build. The check therefore compiles every object, libcaffe and pycaffe (`build-gpu
---compile-only`, the build stage) for sm_90 alone (one architecture keeps CI's time
-down). Running on a GPU is for a lent GPU machine.
+No registry, no GitHub and no GPU here. The image is the one a user's `caffebox build-gpu`
+makes: on caffebox's CUDA 12 base on Debian 13 (Debian's CUDA 12.4, cuDNN 9 and NCCL from
+NVIDIA's PyPI wheels), made by the build itself when missing, for sm_90 alone (one
+architecture keeps CI's time down). The source is the PyPI tree brocolli-caffe, whose GPU
+code lacks some of its own layers' Forward_gpu/Backward_gpu: the build gives those their
+CPU pass, so its tools link. Checked here: the build stage compiled cuDNN code; every
+library of the runtime image resolves; CuPy imports and finds NVRTC; `caffe device_query`
+without a driver ends with one caffebox paragraph; the gpu image has the cpu image's Python,
+numpy and wheels. Running on a GPU is for a lent GPU machine (benchmarks/gpu_host.sh).
 """
 
 from __future__ import annotations
 
 import io
+import json
 import os
 import re
 import subprocess
 import sys
 
 import pytest
+from invoke import Config
 
-from caffebox import project
+from caffebox import building, images, project
+from caffebox.settings import DEFAULTS
 
 from .support.cli import ROOT, caffebox, invoke
 from .support.containers import TrackedContainer
 
 pytestmark = pytest.mark.image
-GPU_TEST_IMAGE = "caffebox:gpu-test-build"
+GPU_TEST_IMAGE = "caffebox:gpu-test"
+GPU_BUILD_STAGE = "caffebox:gpu-test-build"
+GPU_OPTIONS = {"tag": GPU_TEST_IMAGE, "cuda_arch": "90"}
 
 
 @pytest.fixture(scope="session")
 def gpu_image(request, engine, caffe_src) -> str:
+    """`caffebox build-gpu` with its defaults but the source and one architecture: the CUDA
+    12 base is made on the way when the engine lacks it."""
     given = request.config.getoption("--caffebox-gpu-image")
     if given:
         return given
-    base = request.getfixturevalue("cuda_base")
     done = subprocess.run(
         [sys.executable, "-m", "invoke", "build-gpu", "--caffe-src", caffe_src, "--tag",
-         GPU_TEST_IMAGE, "--base-image", base, "--runtime-image", f"{base}-runtime",
-         "--cuda-arch", "90", "--compile-only"],
+         GPU_TEST_IMAGE, "--cuda-arch", GPU_OPTIONS["cuda_arch"]],
         cwd=ROOT,
     )  # fmt: skip
     assert done.returncode == 0, "invoke build-gpu failed (log above)"
     return GPU_TEST_IMAGE
+
+
+@pytest.fixture(scope="session")
+def gpu_build_stage(request, engine, gpu_image, caffe_src) -> str:
+    """The build stage of gpu_image's build (objects, Makefile.config, the toolchain), taken
+    from the engine's cache: the same request built to its build target compiles nothing."""
+    if request.config.getoption("--caffebox-gpu-image"):
+        if os.environ.get("CI") == "true":
+            pytest.fail("CI builds the gpu image: no --caffebox-gpu-image there")
+        pytest.skip("an image was given: its build stage is not on this engine")
+    settings = Config(defaults=DEFAULTS).caffebox
+    made = building.request(settings, "gpu", building.BuildOptions(caffe_src=caffe_src,
+                                                                   **GPU_OPTIONS))  # fmt: skip
+    log = io.StringIO()
+    images.stream_build(
+        engine, images.build_context(made), tag=GPU_BUILD_STAGE, target="build",
+        buildargs=made.buildargs(), nocache=False, out=log,
+    )  # fmt: skip
+    assert "==> caffebox: building with" not in log.getvalue(), "the build stage compiled again"
+    return GPU_BUILD_STAGE
 
 
 def _run(engine, image: str, script: str, network_mode: str = "none") -> str:
@@ -52,44 +79,100 @@ def _run(engine, image: str, script: str, network_mode: str = "none") -> str:
         tracked.remove_all()
 
 
-def test_gpu_variant_compiles_cudnn_code(engine, gpu_image):
+def test_gpu_variant_compiles_cudnn_code(engine, gpu_build_stage):
     out = _run(
-        engine, gpu_image,
-        ". /opt/caffe/build-info.env && cd $CAFFE_BUILD_DIR &&"
+        engine, gpu_build_stage,
+        ". /opt/caffe/build-info.env && cd $CAFFE_BUILD_DIR && echo cuda=$CUDA_VERSION &&"
         "grep -E '^(USE_CUDNN|USE_NCCL|CPU_ONLY) :=' /opt/caffe/Makefile.config &&"
         "ls src/caffe/layers/cudnn_conv_layer.o cuda/src/caffe/layers/cudnn_conv_layer.o &&"
         "find . -name '*.o' | wc -l &&"
         "ldd lib/libcaffe.so | grep -oE 'lib(cudnn|cudart|cublas)[^ ]*' | sort -u &&"
-        "grep -c cudaDevAttrClockRate /usr/src/caffe/src/caffe/common.cpp &&"
+        "grep -c cudaDevAttrClockRate /usr/src/caffe/src/caffe/common.cpp;"
         "nm -D lib/libcaffe.so | grep -c cudnnGetConvolutionForwardAlgorithm_v7",
     )  # fmt: skip
     assert "USE_CUDNN := 1" in out and "USE_NCCL := 1" in out and "CPU_ONLY := \n" in out + "\n"
+    major = re.search(r"^cuda=(\d+)\.", out, re.M).group(1)
     lines = out.strip().splitlines()
     assert int(lines[-1]) >= 1, "libcaffe does not call cuDNN's _v7 query: compat header unused"
-    assert int(lines[-2]) >= 1, "CUDA 13's cudaDeviceProp fix did not reach device_query"
-    for lib in ("libcudnn.so.9", "libcudart.so.13", "libcublas.so.13"):
+    if int(major) >= 13:  # CUDA 13 removed the cudaDeviceProp fields device_query prints
+        assert int(lines[-2]) >= 1, "CUDA 13's cudaDeviceProp fix did not reach device_query"
+    for lib in ("libcudnn.so.9", f"libcudart.so.{major}", f"libcublas.so.{major}"):
         assert lib in out, out
     objects = next(int(x) for x in lines if x.strip().isdigit())
     assert objects > 150, f"only {objects} objects compiled"
 
 
-def test_cupy_and_nvrtc_in_the_cuda13_build(engine, gpu_image):
-    """caffebox_layers.gpu's zero-copy path: the CuPy for the base's numpy in pydeps (14.2
-    on Debian 13's numpy 2, 13.6 on Debian 12's numpy 1.x), NVRTC (CuPy compiles its
-    kernels with it) in the CUDA 13 base, the pycaffe binding that says Caffe's mode. (The
-    CUDA 13 image once had no CuPy: the numpy fallback ran.)"""
+def test_layers_without_gpu_code_run_their_cpu_pass(engine, gpu_build_stage):
+    """The PyPI tree declares GPU passes it never defines (ReLU6, Upsample, PixelShuffle...):
+    the build wrote them as calls of the CPU pass, and libcaffe lacks no symbol of its own."""
+    out = _run(
+        engine, gpu_build_stage,
+        "cd /usr/src/caffe && cat src/caffe/layers/caffebox_cpu_fallbacks.cpp && "
+        ". /opt/caffe/build-info.env && echo undefined: $(nm -DC --undefined-only "
+        "$CAFFE_BUILD_DIR/lib/libcaffe.so | grep -c ' caffe::')",
+    )  # fmt: skip
+    assert "void ReLU6Layer<Dtype>::Forward_gpu(" in out
+    assert "this->Forward_cpu(bottom, top);" in out
+    assert "template void UpsampleLayer<float>::Backward_gpu(" in out, out
+    assert "undefined: 0" in out, out
+
+
+def test_the_runtime_image_resolves_every_library(engine, gpu_image):
     out = _run(
         engine, gpu_image,
-        "PYTHONPATH=/opt/caffe/pydeps python3 -c 'import cupy, numpy; "
-        "print(cupy.__version__, numpy.__version__)' && ls /usr/local/cuda/lib64/ && "
-        "grep -c caffebox_mode /usr/src/caffe/python/caffe/_caffe.cpp",
+        "ldd /opt/caffe/bin/* /opt/caffe/lib/libcaffe*.so /opt/caffe/python/caffe/_caffe*.so "
+        "2>/dev/null | grep -E 'not found|lib(cudart|cublas|cudnn|curand|nccl)\\.' | sort -u",
     )  # fmt: skip
-    lines = out.strip().splitlines()
-    cupy, numpy = lines[0].split()
-    pairs = {("14.2", "2"), ("13.6", "1")}  # CuPy for the numpy major it runs beside
-    assert (cupy.rsplit(".", 1)[0], numpy.split(".")[0]) in pairs, out
-    assert "libnvrtc.so.13" in out and "libnvrtc-builtins.so.13.0" in out, out
-    assert int(lines[-1]) >= 2, "pycaffe's binding has no caffebox_mode()"
+    assert "not found" not in out, out
+    for lib in ("libcudart.so.12", "libcublas.so.12", "libcudnn.so.9", "libcurand.so.10",
+                "libnccl.so.2"):  # fmt: skip
+        assert lib in out, out
+
+
+def test_cupy_imports_and_finds_nvrtc(engine, gpu_image):
+    """caffebox_layers.gpu's zero-copy path: the CuPy for the image's CUDA and numpy (14.2
+    beside numpy 2), and NVRTC, which CuPy compiles its kernels with, found without a GPU."""
+    out = _run(
+        engine, gpu_image,
+        "python3 -c 'import cupy, numpy; from cupy_backends.cuda.libs import nvrtc; "
+        "print(cupy.__version__, numpy.__version__, *nvrtc.getVersion())'",
+    )  # fmt: skip
+    cupy, numpy, major, minor = out.split()[-4:]
+    assert cupy.startswith("14.2.") and numpy.startswith("2."), out
+    assert (major, minor) == ("12", "4"), f"NVRTC {major}.{minor}: not the image's CUDA 12.4"
+
+
+def test_device_query_without_a_driver_is_one_paragraph(tmp_path, engine, gpu_image):
+    before = {c.id for c in engine.containers.list(all=True)}
+    done = caffebox("run", "--image", gpu_image, "--", "caffe", "device_query", "-gpu", "0",
+                    cwd=tmp_path)  # fmt: skip
+    assert done.returncode != 0
+    last = done.stderr.strip().splitlines()[-1]
+    assert last.startswith("caffebox: caffe exited with"), done.stderr[-2000:]
+    assert "needs an NVIDIA driver R525 or newer" in last and "CUDA 12.4" in last, last
+    assert "Traceback" not in done.stderr
+    assert {c.id for c in engine.containers.list(all=True)} == before
+
+
+VERSIONS = """import json, platform, numpy, scipy, skimage, PIL, google.protobuf, caffebox_layers
+import hashlib, pathlib
+layers = hashlib.sha256()
+for path in sorted(pathlib.Path(caffebox_layers.__file__).parent.rglob('*.py')):
+    layers.update(path.read_bytes())
+print(json.dumps({'python': platform.python_version(), 'numpy': numpy.__version__,
+    'scipy': scipy.__version__, 'scikit-image': skimage.__version__, 'pillow': PIL.__version__,
+    'protobuf': google.protobuf.__version__, 'caffebox_layers': layers.hexdigest()}))
+"""
+
+
+def test_the_gpu_image_has_the_cpu_images_python_and_packages(engine, image, gpu_image):
+    """A layer checked on the cpu image meets the same Python, numpy and wheels on the GPU."""
+    cpu, gpu = (json.loads(_run(engine, i, f"python3 -c \"{VERSIONS}\"").splitlines()[-1])
+                for i in (image, gpu_image))  # fmt: skip
+    assert gpu == cpu, {k: (cpu[k], gpu[k]) for k in cpu if cpu[k] != gpu.get(k)}
+    labels = engine.images.get(gpu_image).labels
+    assert labels["io.caffebox.python.version"] == cpu["python"]
+    assert labels["io.caffebox.numpy.version"] == cpu["numpy"]
 
 
 # A stand-in Caffe tree: libcaffe calls imgcodecs only, a tool calls highgui itself.
@@ -122,11 +205,12 @@ build-caffe 2>&1 | grep -E '^==> caffebox' && ldd /opt/caffe/bin/show
 """
 
 
-def test_build_stage_installs_the_opencv_packages_a_link_needs(engine, gpu_image):
+def test_build_stage_installs_the_opencv_packages_a_link_needs(engine, gpu_build_stage):
     """prepare-caffe unpacks OpenCV's modules without their dependencies; build-caffe
     installs the packages of those libcaffe calls, and when a tool's link needs another
     (here highgui, whose Qt is then missing) installs the rest and links again."""
-    out = _run(engine, gpu_image, "rm -rf /usr/src/caffe && " + _TREE, network_mode="host")
+    out = _run(engine, gpu_build_stage, "rm -rf /usr/src/caffe && " + _TREE,
+               network_mode="host")
     first = next(line for line in out.splitlines() if "installing the OpenCV packages" in line)
     assert "imgcodecs" in first and "highgui" not in first, first  # what libcaffe calls
     assert "a link needs more of OpenCV than libcaffe calls" in out, out
@@ -211,19 +295,15 @@ extern "C" int toy_overlap_mask(int n, const float* boxes, float thresh, unsigne
 """
 
 
-def test_a_projects_cuda_extension_compiles_through_caffebox_toml(engine, image, cuda_base,
+def test_a_projects_cuda_extension_compiles_through_caffebox_toml(engine, gpu_image,
                                                                   open_dir):  # fmt: skip
     """`nvcc = true` in caffebox.toml: the project image gains the CUDA toolkit of the gpu
     image's build base (its `io.caffebox.build.base` label), and `caffebox run` builds a
     project's .cu for sm_90 without a GPU, as the user, into the project's folder: a shared
-    library exporting its entry point and a cubin whose ELF header says SM 90 (CUDA 13's
-    cubins keep the SM in e_flags' second byte: 0x6005a04 for sm_90, seen here). The gpu
-    image is a stand-in: the cpu test image with the labels a gpu image built on the offline
-    CUDA base carries (CI compiles the gpu variant but does not build its runtime image)."""
-    stand_in = "caffebox:gpu-stand-in-test"
-    recipe = (f"FROM {image}\nLABEL {project.CUDA_LABEL}=13.0 "
-              f"{project.BUILD_BASE_LABEL}={cuda_base}\n")  # fmt: skip
-    engine.images.build(fileobj=io.BytesIO(recipe.encode()), tag=stand_in, rm=True)
+    library exporting its entry point and a cubin whose ELF header says SM 90 (CUDA 12's
+    cubins keep the SM in e_flags' low byte, CUDA 13's in its second: 0x6005a04 for sm_90).
+    On the default CUDA 12 base (Debian's CUDA) the project image installs Debian's
+    nvidia-cuda-toolkit of the same release; on CUDA 13's it copies the toolkit."""
     (open_dir / "caffebox.toml").write_text("[image]\nnvcc = true\n")
     (open_dir / "toy.cu").write_text(TOY_CU)
     script = (
@@ -231,17 +311,17 @@ def test_a_projects_cuda_extension_compiles_through_caffebox_toml(engine, image,
         "nvcc -arch=sm_90 -cubin -o toy.cubin toy.cu && "
         "nm -D libtoy.so | grep -c ' T toy_overlap_mask' && "
         "python3 -c \"import struct; d = open('toy.cubin', 'rb').read(); "
-        "print('elf', d[:4] == b'\\x7fELF', 'sm', struct.unpack_from('<I', d, 48)[0] >> 8 & 0xff)\""
+        "f = struct.unpack_from('<I', d, 48)[0]; "
+        "print('elf', d[:4] == b'\\x7fELF', 'sm', 90 in (f & 0xff, f >> 8 & 0xff))\""
     )
-    env = {**os.environ, "INVOKE_CAFFEBOX_IMAGE": stand_in}
+    env = {**os.environ, "INVOKE_CAFFEBOX_IMAGE": gpu_image}
     try:
         done = caffebox("run", "--", "sh", "-c", script, cwd=open_dir, env=env)
         assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
-        assert f"building the project image {stand_in}-project-" in done.stdout
-        assert "elf True sm 90" in done.stdout, done.stdout[-2000:]
+        assert f"building the project image {gpu_image}-project-" in done.stdout
+        assert "elf True sm True" in done.stdout, done.stdout[-2000:]
         assert (open_dir / "libtoy.so").stat().st_uid == os.getuid()
     finally:
         for made in engine.images.list(filters={"label": project.HASH_LABEL}):
-            if any(t.startswith(f"{stand_in}-project-") for t in made.tags):
+            if any(t.startswith(f"{gpu_image}-project-") for t in made.tags):
                 engine.images.remove(made.id, force=True)
-        engine.images.remove(stand_in, force=True)

@@ -229,7 +229,8 @@ def test_no_gpu_names_the_driver_the_images_cuda_needs(tmp_path, cuda, gpus, dri
     spec = runs.RunSpec(image="caffebox:gpu", command=["caffe", "device_query"], cwd=tmp_path,
                         gpus=gpus)  # fmt: skip
     said = ["F1204 common.cpp:152] Check failed: error == cudaSuccess (35 vs. 0)  CUDA driver "
-            "version is insufficient for CUDA runtime version", "*** Check failure stack trace: ***"]
+            "version is insufficient for CUDA runtime version",
+            "*** Check failure stack trace: ***"]
     paragraph = runs.no_gpu(runs.RunResult(exit_code=134, tail=said), spec, cuda)
     assert paragraph.startswith("caffe exited with 134: Caffe found no usable GPU")
     assert f"built with CUDA {cuda}, which needs an NVIDIA driver {driver} or newer" in paragraph
