@@ -8,5 +8,5 @@ set -eu
 mirror=$(grep -rhoE 'https?://[^ ]+/debian/?' /etc/apt/sources.list /etc/apt/sources.list.d \
     2>/dev/null | grep -v security | head -1 || true)
 mirror=${mirror:-http://deb.debian.org/debian}
-printf 'deb %s %s main contrib non-free non-free-firmware\n' "${mirror%/}" "$VERSION_CODENAME" \
+printf 'deb %s %s contrib non-free non-free-firmware\n' "${mirror%/}" "$VERSION_CODENAME" \
     > /etc/apt/sources.list.d/caffebox-non-free.list
