@@ -6,9 +6,11 @@
 #   CAFFEBOX_CPU_ONLY=1 benchmarks/gpu_host.sh caffebox-cpu.tar.zst   # the same steps, no GPU
 #   CAFFEBOX_RUNNER=unshare ...                                 # unshare even where ch-run is
 #
-# Needs the NVIDIA driver, CUDA 13 libraries (NVIDIA's pip wheels: nvidia-cublas,
-# nvidia-cudnn-cu13, ...; or /usr/local/cuda; or LD_LIBRARY_PATH), and a way to enter the
-# unpacked image as yourself: Charliecloud's ch-run, or unshare (user namespaces).
+# Needs the NVIDIA driver, the CUDA libraries of the image's CUDA major (build-gpu's
+# default, CUDA 12: NVIDIA's nvidia-*-cu12 pip wheels or a CUDA 12 /usr/local/cuda; an image
+# built --cuda 13: nvidia-cublas, nvidia-cudnn-cu13, ...; or LD_LIBRARY_PATH), and a way to
+# enter the unpacked image as yourself: Charliecloud's ch-run, or unshare (user
+# namespaces). An export whose CUDA the host lacks stops before any step, saying which.
 # Prints: device_query, digits on GPU (accuracy, iterations/s) against the CPU, cuDNN
 # against Caffe's own convolution (max differences, caffe time of both), the gradient
 # checker in GPU mode on our Python layers, the loss-layer benchmark, and the multi-GPU
@@ -66,6 +68,22 @@ binds=("$project:/workspace")
 [ -n "$nvidia_dir" ] && binds+=("$nvidia_dir:/opt/nvidia")
 [ -d /usr/local/cuda ] && mkdir -p "$rootfs/usr/local/cuda" && binds+=("/usr/local/cuda:/usr/local/cuda")
 echo "driver: ${driver_src:-none} ($(ls "$driver_dir" 2>/dev/null | tr '\n' ' ')); CUDA wheels: ${nvidia_dir:-none}"
+# The image's CUDA major against the host's libraries: an export --without-cuda-libs runs
+# only on the same major's cudart (libcudart.so.12 for build-gpu's default).
+image_cuda=$(sed -n 's/^CUDA_VERSION=//p' "$rootfs/opt/caffe/build-info.env" 2>/dev/null || true)
+if [ -z "$cpu_only" ] && [ -n "$image_cuda" ] \
+        && ! ls "$rootfs"/usr/lib/*/libcudart.so.* "$rootfs"/usr/local/cuda/lib64/libcudart.so.* \
+            >/dev/null 2>&1; then
+    want_so=libcudart.so.${image_cuda%%.*}
+    found_so=$(find ${LD_LIBRARY_PATH:+${LD_LIBRARY_PATH//:/ }} /usr/local/cuda/lib64 ${nvidia_dir:+"$nvidia_dir"} \
+        -name "$want_so*" 2>/dev/null | head -1 || true)
+    if [ -z "$found_so" ]; then
+        have=$(find ${LD_LIBRARY_PATH:+${LD_LIBRARY_PATH//:/ }} /usr/local/cuda/lib64 ${nvidia_dir:+"$nvidia_dir"} \
+            -name 'libcudart.so.*' 2>/dev/null | sed 's/.*libcudart/libcudart/' | sort -u | tr '\n' ' ')
+        echo "gpu_host: this export is CUDA $image_cuda without its CUDA libraries, and this host has no $want_so (it has: ${have:-none}). Export an image built for the host's CUDA (caffebox build-gpu --cuda 13 for CUDA 13 wheels), or install NVIDIA's CUDA ${image_cuda%%.*} wheels." >&2
+        exit 2
+    fi
+fi
 { command -v nvidia-smi >/dev/null && nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader; } || true
 
 # Each step gets at most this long, so that one hang leaves the others their time.

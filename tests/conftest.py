@@ -31,6 +31,9 @@ SDIST_FILE = "brocolli-caffe-9.0.2.tar.gz"
 SDIST_SHA256 = "c6410cc60bdd6db685d441b66be7df05410f8850ac88d6b75d48ef9b2315c08a"
 # The cpu image on the default Debian release; on the other one it is TEST_IMAGE-DISTRO.
 TEST_IMAGE = "caffebox:cpu-test"
+# The default gpu image, built in the suite for one architecture.
+GPU_TEST_IMAGE = "caffebox:gpu-test"
+GPU_ARCH = "90"
 DEFAULT_DISTRO = DEFAULTS["caffebox"]["distro"]
 # The default offline CUDA build base, CUDA 12 on Debian 13 (its runtime twin is
 # CUDA_BASE + "-runtime").
@@ -151,13 +154,28 @@ def each_distro_image(request, image_for) -> str:
 
 
 @pytest.fixture(scope="session")
-def cuda_base(engine) -> str:
-    """`invoke cuda-base`: Debian 13's CUDA 12.4 with cuDNN and NCCL from NVIDIA's PyPI
-    wheels, no GPU (build-gpu makes it too when missing)."""
-    for args in (["base-image"], ["cuda-base"]):
-        done = subprocess.run([sys.executable, "-m", "invoke", *args], cwd=ROOT)
-        assert done.returncode == 0, f"invoke {' '.join(args)} failed (log above)"
+def cuda_base(engine, gpu_image) -> str:
+    """The offline CUDA base the default gpu image builds on (Debian 13's CUDA 12.4 with
+    cuDNN and NCCL from NVIDIA's PyPI wheels, no GPU): `build-gpu` made it on the way."""
+    for name in (CUDA_BASE, f"{CUDA_BASE}-runtime"):
+        assert engine.images.get(name), f"build-gpu did not make {name}"
     return CUDA_BASE
+
+
+@pytest.fixture(scope="session")
+def gpu_image(request, engine, caffe_src) -> str:
+    """`caffebox build-gpu` with its defaults but the source and one architecture: the CUDA
+    12 base is made on the way when the engine lacks it."""
+    given = request.config.getoption("--caffebox-gpu-image")
+    if given:
+        return given
+    done = subprocess.run(
+        [sys.executable, "-m", "invoke", "build-gpu", "--caffe-src", caffe_src, "--tag",
+         GPU_TEST_IMAGE, "--cuda-arch", GPU_ARCH],
+        cwd=ROOT,
+    )  # fmt: skip
+    assert done.returncode == 0, "invoke build-gpu failed (log above)"
+    return GPU_TEST_IMAGE
 
 
 @pytest.fixture

@@ -17,8 +17,6 @@ import io
 import json
 import os
 import re
-import subprocess
-import sys
 
 import pytest
 from invoke import Config
@@ -26,29 +24,13 @@ from invoke import Config
 from caffebox import building, images, project
 from caffebox.settings import DEFAULTS
 
-from .support.cli import ROOT, caffebox, invoke
+from .conftest import GPU_ARCH, GPU_TEST_IMAGE
+from .support.cli import caffebox, invoke
 from .support.containers import TrackedContainer
 
 pytestmark = pytest.mark.image
-GPU_TEST_IMAGE = "caffebox:gpu-test"
 GPU_BUILD_STAGE = "caffebox:gpu-test-build"
-GPU_OPTIONS = {"tag": GPU_TEST_IMAGE, "cuda_arch": "90"}
-
-
-@pytest.fixture(scope="session")
-def gpu_image(request, engine, caffe_src) -> str:
-    """`caffebox build-gpu` with its defaults but the source and one architecture: the CUDA
-    12 base is made on the way when the engine lacks it."""
-    given = request.config.getoption("--caffebox-gpu-image")
-    if given:
-        return given
-    done = subprocess.run(
-        [sys.executable, "-m", "invoke", "build-gpu", "--caffe-src", caffe_src, "--tag",
-         GPU_TEST_IMAGE, "--cuda-arch", GPU_OPTIONS["cuda_arch"]],
-        cwd=ROOT,
-    )  # fmt: skip
-    assert done.returncode == 0, "invoke build-gpu failed (log above)"
-    return GPU_TEST_IMAGE
+GPU_OPTIONS = {"tag": GPU_TEST_IMAGE, "cuda_arch": GPU_ARCH}
 
 
 @pytest.fixture(scope="session")
