@@ -130,7 +130,7 @@ def measure(name: str, source: str, m: Matrix) -> Result:
         done = subprocess.run(
             [*CAFFEBOX, "build-gpu", "--caffe-src", path, "--tag", f"{tag}-gpu-build",
              "--compile-only", "--distro", m.distro or DEFAULTS["caffebox"]["distro"],
-             "--cuda-arch", "90"],
+             "--cuda", "13", "--cuda-arch", "90"],
             capture_output=True, text=True, cwd=ROOT,
         )  # fmt: skip
         (logs / f"{name}-gpu.log").write_text(done.stdout + done.stderr)
