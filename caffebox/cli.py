@@ -313,7 +313,7 @@ def test_layers(c: Context, path: str, pytest_args: str = "", layers: list[str] 
 
 
 build_gpu = _build_task(
-    "gpu", (*_SOURCE_OPTIONS, "cuda", "cuda_arch", "base_image", "runtime_image",
+    "gpu", (*_SOURCE_OPTIONS, "cuda_arch", "cuda", "base_image", "runtime_image",
             "compile_only"),
     "Build the GPU image: CUDA, cuDNN (8/9 via caffebox's compat header), NCCL, CuPy.\n\n"
     "On caffebox's offline CUDA 12 base on Debian 13 by default (made when missing), so it\n"
