@@ -45,6 +45,13 @@ RUN for lib in libcudart.so libcublas.so libcublasLt.so libcurand.so libnvrtc.so
         dpkg -S "$(readlink -f "$path")" | cut -d: -f1; \
     done | sort -u > /usr/local/cuda/runtime-packages \
     && echo "caffebox: the runtime's CUDA packages: $(tr '\n' ' ' < /usr/local/cuda/runtime-packages)"
+# Debian's toolkit brings its NVIDIA driver packages (libcuda1, for the profiler) and with
+# them points the glx alternative at that driver, so libGL.so.1 resolves to nothing here;
+# Qt, which OpenCV's highgui links, needs it. Mesa's (glvnd), as on any machine without the
+# driver: a tool linking highgui then links and loads as on the cpu image.
+RUN apt-get update && apt-get install -y --no-install-recommends libgl1 \
+    && rm -rf /var/lib/apt/lists/* \
+    && update-alternatives --set glx /usr/lib/mesa-diverted && ldconfig
 
 FROM ${BASE_IMAGE} AS runtime
 LABEL io.caffebox.image="cuda-offline-runtime"
