@@ -24,6 +24,11 @@ layer { name: "ip" type: "InnerProduct" bottom: "data" top: "ip"
         inner_product_param { num_output: 4 weight_filler { type: "xavier" } } }
 layer { name: "prob" type: "Softmax" bottom: "ip" top: "prob" }
 """
+# A gpu build is checked where there is no GPU: its Softmax must be Caffe's own, not
+# cuDNN's, whose setup needs a device (cudnnCreate fails: CUDNN_STATUS_NOT_INITIALIZED).
+if os.environ.get("CAFFEBOX_CUDA"):
+    DEPLOY = DEPLOY.replace('bottom: "ip" top: "prob" }',
+                            'bottom: "ip" top: "prob" softmax_param { engine: CAFFE } }')
 # A net whose one layer is a Python layer (for trees without caffe.layer_type_list); the
 # layer, a pass-through, is also the user layer of the export tests.
 PYTHON_NET = """name: "check_python"
