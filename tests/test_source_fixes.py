@@ -526,3 +526,67 @@ def test_an_uninitialised_python_thread_state_starts_as_null(tmp_path):
     assert "  PyThreadState* py_tstate_ = NULL;\n" in header.read_text()
     assert "py_tstate_ starts as NULL in every constructor in include/caffe/common.hpp" in log
     assert _fix(tree, cuda) == ""  # once
+
+
+# A layer as forks declare them: both GPU passes in the header, no .cu defining them.
+TOY_HEADER = """#include <vector>
+namespace caffe {
+using std::vector;
+template <typename Dtype> class Blob;
+template <typename Dtype> class ToyLayer {
+ public:
+  void Forward_cpu(const vector<Blob<Dtype>*>& bottom, const vector<Blob<Dtype>*>& top);
+  void Backward_cpu(const vector<Blob<Dtype>*>& top, const vector<bool>& propagate_down,
+                    const vector<Blob<Dtype>*>& bottom);
+  void Forward_gpu(const vector<Blob<Dtype>*>& bottom, const vector<Blob<Dtype>*>& top);
+  void Backward_gpu(const vector<Blob<Dtype>*>& top, const vector<bool>& propagate_down,
+                    const vector<Blob<Dtype>*>& bottom);
+};
+}  // namespace caffe
+"""
+TOY_LIB = """#include "caffe/layers/toy_layer.hpp"
+void use() {
+  caffe::ToyLayer<float> f; f.Forward_gpu({}, {});
+  caffe::ToyLayer<double> d; d.Backward_gpu({}, {}, {});
+}
+"""
+
+
+def test_gpu_passes_a_tree_never_defines_run_the_cpu_pass(tmp_path):
+    """build-caffe reads the GPU passes a linked libcaffe lacks and writes them as calls of
+    the CPU pass: exactly those (float's forward, double's backward here), and they compile."""
+    (tmp_path / "include/caffe/layers").mkdir(parents=True)
+    (tmp_path / "include/caffe/layers/toy_layer.hpp").write_text(TOY_HEADER)
+    (tmp_path / "src/caffe/layers").mkdir(parents=True)
+    (tmp_path / "lib.cpp").write_text(TOY_LIB)
+    (tmp_path / "build/lib").mkdir(parents=True)
+    subprocess.run(["g++", "-shared", "-fPIC", "-Iinclude", "-o", "build/lib/libcaffe.so",
+                    "lib.cpp"], cwd=tmp_path, check=True)  # fmt: skip
+    function = ("source <(sed -n '/^CPU_FALLBACKS=/,/^gpu_build()/p' \"$0\"); "
+                "log() { echo \"$*\"; }; BUILD=build; write_cpu_fallbacks")
+    done = subprocess.run(["bash", "-c", function, str(paths.DOCKER_DIR / "build-caffe.sh")],
+                          cwd=tmp_path, capture_output=True, text=True)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert "caffebox adapts: ToyLayer declare GPU passes" in done.stdout
+    written = (tmp_path / "src/caffe/layers/caffebox_cpu_fallbacks.cpp").read_text()
+    assert '#include "caffe/layers/toy_layer.hpp"' in written
+    assert "this->Forward_cpu(bottom, top);" in written
+    assert "this->Backward_cpu(top, propagate_down, bottom);" in written
+    instantiated = [line.split("::")[0] for line in written.splitlines()
+                    if line.startswith("template void")]  # fmt: skip
+    assert instantiated == ["template void ToyLayer<double>", "template void ToyLayer<float>"]
+    fallbacks = "src/caffe/layers/caffebox_cpu_fallbacks.cpp"
+    subprocess.run(["g++", "-c", "-Iinclude", "-o", "fallbacks.o", fallbacks], cwd=tmp_path,
+                   check=True)  # fmt: skip
+    symbols = subprocess.run(["nm", "-C", "fallbacks.o"], cwd=tmp_path, capture_output=True,
+                             text=True).stdout  # fmt: skip
+    assert " W caffe::ToyLayer<float>::Forward_gpu(" in symbols, symbols
+    assert " W caffe::ToyLayer<double>::Backward_gpu(" in symbols, symbols
+    # A library that lacks none: nothing written.
+    (tmp_path / "src/caffe/layers/caffebox_cpu_fallbacks.cpp").unlink()
+    subprocess.run(["g++", "-shared", "-fPIC", "-o", "build/lib/libcaffe.so", "-x", "c++",
+                    "/dev/null"], cwd=tmp_path, check=True)  # fmt: skip
+    done = subprocess.run(["bash", "-c", function, str(paths.DOCKER_DIR / "build-caffe.sh")],
+                          cwd=tmp_path, capture_output=True, text=True)  # fmt: skip
+    assert done.returncode == 0 and done.stdout == "", done.stdout
+    assert not list((tmp_path / "src/caffe/layers").glob("caffebox_*"))
