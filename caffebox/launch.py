@@ -198,10 +198,11 @@ def run_program(
     missing = runs.missing_command(result, spec)
     if missing:
         raise CaffeboxError(missing, exit_code=result.exit_code)
-    cuda = (client.images.get(spec.image).labels or {}).get(project.CUDA_LABEL, "")
-    without = runs.no_gpu(result, spec, cuda) if result.exit_code else ""
-    if without:
-        raise CaffeboxError(without, exit_code=result.exit_code)
+    if result.exit_code:  # the image's CUDA, read only when a run failed
+        cuda = (client.images.get(spec.image).labels or {}).get(project.CUDA_LABEL, "")
+        without = runs.no_gpu(result, spec, cuda)
+        if without:
+            raise CaffeboxError(without, exit_code=result.exit_code)
     return result.exit_code
 
 

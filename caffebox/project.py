@@ -88,11 +88,12 @@ class ProjectConfig:
         same version as the image's CUDA packages), apt, then pip under constraints, then
         each run step."""
         apt = ["python-is-python3", *self.apt]
+        debian_cuda = bool(devel) and debian_cuda
+        copy = bool(devel) and not debian_cuda
         if devel:
             apt.append("g++")  # nvcc's host compiler
-        if devel and debian_cuda:
+        if debian_cuda:
             apt.append("nvidia-cuda-toolkit")
-        copy = devel and not debian_cuda
         if self.pip or self.requirements:
             apt.append("python3-pip")
         lines = [
@@ -103,7 +104,7 @@ class ProjectConfig:
             *([f"COPY --from={devel} /usr/local/cuda /usr/local/cuda",
                "ENV PATH=/usr/local/cuda/bin:$PATH CUDAHOME=/usr/local/cuda"] if copy else []),
             # Debian's nvcc is /usr/bin/nvcc, its headers in /usr/include.
-            *(["ENV CUDAHOME=/usr"] if devel and debian_cuda else []),
+            *(["ENV CUDAHOME=/usr"] if debian_cuda else []),
             "RUN " + ("sh /tmp/caffebox-project/debian-non-free.sh && " if debian_cuda else "")
             + "apt-get update && apt-get install -y --no-install-recommends "
             + " ".join(apt) + " && rm -rf /var/lib/apt/lists/*",
@@ -303,11 +304,12 @@ def ensure(client: docker.DockerClient, base: str, config: ProjectConfig, certif
     """The project image for `base` (built now, or reused); its tag."""
     base_image = client.images.get(base)
     devel = devel_image(client, base, base_image.labels or {}, config) if config.nvcc else ""
-    devel_image_ = client.images.get(devel) if devel else None
-    devel_id = str(devel_image_.id) if devel_image_ else ""
-    # caffebox's offline bases on Debian's own CUDA (12.4, 11.8) say so by this label.
-    debian_cuda = devel_image_ is not None and (
-        (devel_image_.labels or {}).get(OFFLINE_BASE_LABEL) == DEBIAN_CUDA_BASE)
+    devel_id, debian_cuda = "", False
+    if devel:
+        made_on = client.images.get(devel)
+        devel_id = str(made_on.id)
+        # caffebox's offline bases on Debian's own CUDA (12.4, 11.8) say so by this label.
+        debian_cuda = (made_on.labels or {}).get(OFFLINE_BASE_LABEL) == DEBIAN_CUDA_BASE
     base_id = str(base_image.id)
     digest = config.digest(base_id, devel_id)
     tag = tag_for(base, digest)

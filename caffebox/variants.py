@@ -111,7 +111,7 @@ def cuda_offline_base(distro: str, cuda: str = "12") -> str:
         )
     base = _CUDA_OFFLINE.get((major, check_distro(distro)))
     if base is None:
-        has = [c for c in CUDAS if (c, distro) in _CUDA_OFFLINE]
+        has = cudas_on(distro)
         raise CaffeboxError(
             f"--cuda {cuda} on Debian {distro}: Debian {distro} has CUDA "
             f"{' or '.join(has)} here (CUDA 12 is Debian 13's, 11.8 Debian 12's; 13 comes from "
@@ -130,10 +130,15 @@ def check_distro(distro: str) -> str:
     return distro
 
 
+def cudas_on(distro: str) -> list[str]:
+    """The CUDA majors caffebox has an offline base for on `distro`, the default first."""
+    return [c for c in CUDAS if (c, check_distro(distro)) in _CUDA_OFFLINE]
+
+
 def default_cuda(distro: str) -> str:
     """The CUDA a gpu image builds with on `distro` when not told: 12 on Debian 13, 13 on
     Debian 12 (Debian 12 has no CUDA 12)."""
-    return next(c for c in CUDAS if (c, check_distro(distro)) in _CUDA_OFFLINE)
+    return cudas_on(distro)[0]
 
 
 def offline_base_of(image: str) -> tuple[str, str] | None:
