@@ -106,7 +106,10 @@ class ProjectConfig:
             # Debian's nvcc is /usr/bin/nvcc, its headers in /usr/include.
             *(["ENV CUDAHOME=/usr"] if debian_cuda else []),
             "RUN " + ("sh /tmp/caffebox-project/debian-non-free.sh && " if debian_cuda else "")
+            # dpkg without its fsyncs: the layer is written when the step ends anyway, and
+            # Debian's CUDA toolkit (nvcc = true) unpacks 5 GB.
             + "apt-get update && apt-get install -y --no-install-recommends "
+            + "-o Dpkg::Options::=--force-unsafe-io "
             + " ".join(apt) + " && rm -rf /var/lib/apt/lists/*",
         ]  # fmt: skip
         if self.pip or self.requirements:

@@ -14,9 +14,11 @@ FROM ${BASE_IMAGE} AS devel
 LABEL io.caffebox.image="cuda-offline-base"
 ARG DEBIAN_FRONTEND=noninteractive
 COPY docker/debian-non-free.sh /usr/local/bin/debian-non-free
+# dpkg skips its fsyncs while it unpacks the toolkit's 5 GB (the layer is written once the
+# step ends anyway); the setting does not stay in the image.
 RUN debian-non-free \
     && apt-get update && apt-get install -y --no-install-recommends \
-        nvidia-cuda-toolkit python3-pip ca-certificates \
+        -o Dpkg::Options::=--force-unsafe-io nvidia-cuda-toolkit python3-pip ca-certificates \
     && rm -rf /var/lib/apt/lists/*
 COPY build/ca-certificates.crt /tmp/caffebox/ca-certificates.crt
 ARG CUDNN_WHEEL=nvidia-cudnn-cu12==9.13.0.50
