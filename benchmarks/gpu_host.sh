@@ -189,7 +189,9 @@ fi
 
 if want loss; then
     step "Python loss layers against C++ EuclideanLoss"
-    inside python3 benchmarks/loss_layers.py ${gpu[*]:+--gpu} || true
+    loss_args=()
+    [ -z "$cpu_only" ] && loss_args=(--gpu)
+    inside python3 benchmarks/loss_layers.py "${loss_args[@]}" || true
 fi
 
 if [ -z "$cpu_only" ] && want parallel; then

@@ -35,7 +35,8 @@ def _check(shellcheck: str, *files: Path) -> None:
 
 def test_build_scripts_and_ci(shellcheck):
     _check(shellcheck, *sorted(paths.DOCKER_DIR.glob("*.sh")), ROOT / ".ci" / "run",
-           ROOT / "examples" / "imagefolder" / "run.sh")  # fmt: skip
+           ROOT / "examples" / "imagefolder" / "run.sh",
+           *sorted((ROOT / "benchmarks").glob("*.sh")))  # fmt: skip
 
 
 @pytest.mark.parametrize("cuda_from_host", [False, True])
