@@ -56,6 +56,8 @@ class Target:
     # Bounds on a runaway layer (settings pids_limit, memory_limit).
     pids_limit: int = 0
     memory_limit: str = ""
+    # Seconds a stop signal (Ctrl-C, SIGTERM, SIGHUP) gives a run before it is killed.
+    stop_grace: float = runs.GRACE_SECONDS
 
     @classmethod
     def from_settings(cls, settings: Any, image: str = "", runtime: str = "") -> Target:
@@ -74,7 +76,8 @@ class Target:
                     "'caffebox export caffebox:cpu DIR/'."
                 )
             return cls(image=str(Path(image).resolve()), runtime=runtime, env=_env(settings),
-                       project=project.find(Path.cwd()))  # fmt: skip
+                       project=project.find(Path.cwd()),
+                       stop_grace=stop_grace(settings))  # fmt: skip
         variant = building.variant_named(settings, name)
         build = None
         if variant:
@@ -84,7 +87,24 @@ class Target:
                    project=project.find(Path.cwd()),
                    ca_certificates=getattr(settings, "ca_certificates", "auto"),
                    pids_limit=int(getattr(settings, "pids_limit", 0) or 0),
-                   memory_limit=str(getattr(settings, "memory_limit", "") or ""))  # fmt: skip
+                   memory_limit=str(getattr(settings, "memory_limit", "") or ""),
+                   stop_grace=stop_grace(settings))  # fmt: skip
+
+
+def stop_grace(settings: Any) -> float:
+    """The stop_grace setting: seconds, at least 0 (0: killed at the first stop signal)."""
+    raw = getattr(settings, "stop_grace", runs.GRACE_SECONDS)
+    try:
+        seconds = float(raw)
+    except (TypeError, ValueError):
+        seconds = -1.0
+    if not seconds >= 0:
+        raise CaffeboxError(
+            f"The stop_grace setting is {raw!r}: it must be a number of seconds, 0 or more "
+            "(how long Ctrl-C, SIGTERM or SIGHUP let a run snapshot and stop before it is "
+            "killed). Fix it in invoke.yaml or INVOKE_CAFFEBOX_STOP_GRACE."
+        )
+    return seconds
 
 
 def _env(settings: Any) -> tuple[tuple[str, str], ...]:
@@ -172,6 +192,7 @@ def _fit_to_engine(client: contract.Engine, spec: runs.RunSpec, target: Target) 
     spec.rootless = spec.podman and engine.is_rootless(client)
     if spec.podman:
         spec.ulimits = limits.host_ulimits()
+    spec.stop_grace = target.stop_grace
     if target.runtime == "docker":  # ch-run has no cgroups of its own to set
         spec.pids_limit = target.pids_limit
         # Rootless Podman may not own a memory cgroup (cgroup v1, no delegation).

@@ -35,7 +35,8 @@ RUN_LABEL = "io.caffebox.run"
 CONTAINER_HOME = "/tmp/caffebox-home"
 # What ends a run early: Ctrl-C, `kill`/`timeout`/CI cancel, a closed terminal.
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
-# After asking Caffe to snapshot and stop, how long it may take before it is killed.
+# After asking Caffe to snapshot and stop, how long it may take before it is killed (the
+# stop_grace setting's default).
 GRACE_SECONDS = 60.0
 # How long one wait for a container's end may block before its state is read instead.
 WAIT_STEP = 10
@@ -67,6 +68,8 @@ class RunSpec:
     # Bounds on a runaway layer: processes (0 = none) and memory in bytes (0 = none).
     pids_limit: int = 0
     memory: int = 0
+    # Seconds a stop signal gives the program before it is killed (setting stop_grace).
+    stop_grace: float = GRACE_SECONDS
     # (name, soft, hard) resource limits asked for explicitly: Podman otherwise raises
     # nofile/nproc past what root may set where it lacks CAP_SYS_RESOURCE (-1: unlimited).
     ulimits: tuple[tuple[str, int, int], ...] = ()
@@ -325,7 +328,6 @@ def run(
     spec: RunSpec,
     watch: Watch | None = None,
     out: TextIO = sys.stdout,
-    grace: float = GRACE_SECONDS,
     caught: list[int] | None = None,
     asking: str = "asking it to stop",
 ) -> RunResult:
@@ -348,7 +350,7 @@ def run(
             except docker.errors.DockerException as exc:
                 raise engine_error(spec.image, exc) from None
             lines = _read_lines(container)
-            stopper = _Stopper(container, caught, grace, asking, out, watch)
+            stopper = _Stopper(container, caught, spec.stop_grace, asking, out, watch)
             gone = _GoneWhileLogOpen(container)
             started = time.monotonic()
             while True:

@@ -54,6 +54,9 @@ DEFAULTS: dict[str, Any] = {
         # host; 'none'; or a size such as '16g').
         "pids_limit": 4096,
         "memory_limit": "auto",
+        # Seconds Ctrl-C, SIGTERM or SIGHUP give a run to snapshot and stop before it is
+        # killed (a second Ctrl-C kills at once).
+        "stop_grace": 60,
         # Debian mirror for `base-image` when the base cannot be pulled.
         "debian_mirror": "http://deb.debian.org/debian",
     }

@@ -12,8 +12,11 @@ import pytest
 from caffebox import engine, launch, runs
 from caffebox import solver as solverlib
 from caffebox.errors import CaffeboxError
+from caffebox.settings import DEFAULTS
 
 from .support.fakes import FakeEngine
+
+DEFAULTS_NS = SimpleNamespace(**DEFAULTS["caffebox"])
 
 SETTINGS = SimpleNamespace(image="caffebox:cpu", cpu_image="caffebox:cpu",
                            gpu_image="caffebox:gpu", registry="")  # fmt: skip
@@ -92,3 +95,23 @@ def test_the_cudnn_tf32_setting_reaches_every_run():
     default = launch.Target.from_settings(SETTINGS)
     opts = runs.container_options(launch._fit_to_engine(client, plain, default))
     assert "CAFFEBOX_CUDNN_TF32" not in opts["environment"]
+
+
+def test_the_stop_grace_setting_reaches_every_run():
+    """60 s by default (the README's promise, and what the first Ctrl-C says); the setting,
+    from invoke.yaml or INVOKE_CAFFEBOX_STOP_GRACE (a string), for every run."""
+    client = FakeEngine({"caffebox:cpu": "cpu"})
+    five = SimpleNamespace(**vars(SETTINGS), stop_grace="5")
+    for settings, seconds in ((SETTINGS, 60.0), (DEFAULTS_NS, 60.0), (five, 5.0)):
+        target = launch.Target.from_settings(settings)
+        spec = runs.RunSpec(image="caffebox:cpu", command=["caffe"], cwd=Path("/tmp"))
+        assert launch._fit_to_engine(client, spec, target).stop_grace == seconds
+    assert runs.GRACE_SECONDS == 60 == DEFAULTS["caffebox"]["stop_grace"]
+
+
+@pytest.mark.parametrize("value", ["soon", "-1", None, "nan"])
+def test_a_bad_stop_grace_is_one_paragraph(value):
+    settings = SimpleNamespace(**vars(SETTINGS), stop_grace=value)
+    with pytest.raises(CaffeboxError, match=r"stop_grace setting is .*number of seconds, 0 or "
+                                            r"more.*INVOKE_CAFFEBOX_STOP_GRACE"):  # fmt: skip
+        launch.Target.from_settings(settings)

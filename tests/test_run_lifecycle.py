@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import os
 import signal
@@ -70,7 +71,8 @@ def test_caffe_that_ignores_the_request_is_killed_after_the_grace_period():
     container = FakeContainer(TRAINING, deaf=True)
     caught: list[int] = []
     container.on_running = lambda: caught.append(signal.SIGTERM)
-    result = runs.run(FakeClient(container), SPEC, out=io.StringIO(), grace=0.5, caught=caught)
+    spec = dataclasses.replace(SPEC, stop_grace=0.5)  # the stop_grace setting's value
+    result = runs.run(FakeClient(container), spec, out=io.StringIO(), caught=caught)
     assert container.killed == [signal.SIGINT, signal.SIGKILL]
     assert result.exit_code == 137 and container.removed
 
@@ -80,7 +82,8 @@ def test_a_second_signal_kills_at_once():
     container = FakeContainer(TRAINING, deaf=True)
     caught: list[int] = []
     container.on_running = lambda: caught.extend([signal.SIGINT, signal.SIGINT])
-    runs.run(FakeClient(container), SPEC, out=io.StringIO(), grace=3600, caught=caught)
+    spec = dataclasses.replace(SPEC, stop_grace=3600)
+    runs.run(FakeClient(container), spec, out=io.StringIO(), caught=caught)
     assert container.killed == [signal.SIGINT, signal.SIGKILL]
 
 
