@@ -21,6 +21,7 @@ import pytest
 from caffebox.settings import DEFAULTS
 from caffebox.variants import DISTROS, cuda_offline_base
 
+from .support.background import BackgroundBuild
 from .support.cli import BUILD_LOG, ROOT
 from .support.containers import TrackedContainer
 from .support.services import missing
@@ -38,6 +39,8 @@ DEFAULT_DISTRO = DEFAULTS["caffebox"]["distro"]
 # The default offline CUDA build base, CUDA 12 on Debian 13 (its runtime twin is
 # CUDA_BASE + "-runtime").
 CUDA_BASE = cuda_offline_base(DEFAULT_DISTRO)
+# The gpu image's build, started in the background as the session starts.
+GPU_BUILD = pytest.StashKey[BackgroundBuild]()
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -78,28 +81,37 @@ def engine():
     assert not left, f"containers left behind: {[c.name for c in left]}"
 
 
-@pytest.fixture(scope="session")
-def cache_dir() -> Path:
+def _cache_dir() -> Path:
     path = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "caffebox-tests"
     path.mkdir(parents=True, exist_ok=True)
     return path
 
 
-@pytest.fixture(scope="session")
-def caffe_src(request, cache_dir) -> str:
-    given = request.config.getoption("--caffe-src")
+def _caffe_src(config: pytest.Config) -> str:
+    """--caffe-src, or the PyPI sdist (downloaded once into the cache, its hash checked)."""
+    given = config.getoption("--caffe-src")
     if given:
         return given
-    target = cache_dir / SDIST_FILE
+    target = _cache_dir() / SDIST_FILE
     if not target.exists():
         subprocess.run(
             [sys.executable, "-m", "pip", "download", "--no-deps", "--no-binary", ":all:",
-             SDIST, "-d", str(cache_dir)],
+             SDIST, "-d", str(target.parent)],
             check=True,
         )  # fmt: skip
     digest = hashlib.sha256(target.read_bytes()).hexdigest()
     assert digest == SDIST_SHA256, f"{target} has sha256 {digest}, expected {SDIST_SHA256}"
     return str(target)
+
+
+@pytest.fixture(scope="session")
+def cache_dir() -> Path:
+    return _cache_dir()
+
+
+@pytest.fixture(scope="session")
+def caffe_src(request) -> str:
+    return _caffe_src(request.config)
 
 
 def cpu_test_tag(distro: str) -> str:
@@ -162,18 +174,71 @@ def cuda_base(engine, gpu_image) -> str:
     return CUDA_BASE
 
 
+def _uses_gpu_image(item: pytest.Item) -> bool:
+    return "gpu_image" in getattr(item, "fixturenames", ())
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The tests of the gpu image last (in their order): it builds meanwhile."""
+    items.sort(key=_uses_gpu_image)
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """Start building the gpu image now, in the background, when tests need it: its 11
+    minutes of compiling then overlap the other tests, which mostly wait on containers.
+    The Debian base is made first, here, as a user without a registry makes it: the cpu
+    image's build would otherwise debootstrap the same release at the same time."""
+    config = session.config
+    if config.option.collectonly or config.getoption("--caffebox-gpu-image"):
+        return
+    if not any(_uses_gpu_image(item) for item in session.items):
+        return
+    import docker
+
+    try:
+        docker.from_env().ping()
+    except docker.errors.DockerException:
+        return  # the engine fixture says why, in each test
+    log = _cache_dir() / "gpu-test-build.log"
+    with log.open("wb") as out:
+        done = subprocess.run([sys.executable, "-m", "invoke", "base-image"], cwd=ROOT,
+                              stdout=out, stderr=subprocess.STDOUT)  # fmt: skip
+    if done.returncode != 0:
+        return  # gpu_image fails with the log
+    config.stash[GPU_BUILD] = BackgroundBuild(
+        [["build-gpu", "--caffe-src", _caffe_src(config), "--tag", GPU_TEST_IMAGE,
+          "--cuda-arch", GPU_ARCH]], log,
+    ).start()  # fmt: skip
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    build = session.config.stash.get(GPU_BUILD, None)
+    if build is not None and build.running:
+        build.stop()
+
+
+def pytest_terminal_summary(terminalreporter, config: pytest.Config) -> None:
+    build = config.stash.get(GPU_BUILD, None)
+    if build is not None and not build.running and not build.failed:
+        terminalreporter.write_line(
+            f"caffebox: the gpu test image built in the background in {build.seconds:.0f} s "
+            f"(log: {build.log})"
+        )
+
+
 @pytest.fixture(scope="session")
-def gpu_image(request, engine, caffe_src) -> str:
+def gpu_image(request, engine) -> str:
     """`caffebox build-gpu` with its defaults but the source and one architecture: the CUDA
-    12 base is made on the way when the engine lacks it."""
+    12 base is made on the way when the engine lacks it. Started as the session started
+    (pytest_collection_finish); this waits for it."""
     given = request.config.getoption("--caffebox-gpu-image")
     if given:
         return given
-    # The Debian base first, as a user without a registry makes it (base-image).
-    for args in (["base-image"], ["build-gpu", "--caffe-src", caffe_src, "--tag",
-                                  GPU_TEST_IMAGE, "--cuda-arch", GPU_ARCH]):  # fmt: skip
-        done = subprocess.run([sys.executable, "-m", "invoke", *args], cwd=ROOT)
-        assert done.returncode == 0, f"invoke {args[0]} failed (log above)"
+    build = request.config.stash.get(GPU_BUILD, None)
+    if build is None:
+        log = _cache_dir() / "gpu-test-build.log"
+        pytest.fail(f"invoke base-image failed:\n{log.read_text(errors='replace')[-4000:]}")
+    build.wait()
     return GPU_TEST_IMAGE
 
 

@@ -16,7 +16,7 @@ from caffebox import caffelog
 from caffebox.runs import RUN_LABEL
 
 from .support.cli import ROOT, invoke
-from .support.containers import TrackedContainer
+from .support.containers import TrackedContainer, containers_from
 
 pytestmark = pytest.mark.image
 
@@ -173,13 +173,12 @@ def test_layer_that_raises_and_user_layers_dir(tmp_path, image):
 
 
 def test_missing_solver_creates_no_container(tmp_path, engine, image):
-    before = {c.id for c in engine.containers.list(all=True)}
+    before = containers_from(engine, image)  # the gpu image may be building beside
     done = invoke("train", "nope/solver.prototxt", "--image", image, cwd=tmp_path)
     assert done.returncode == 2
     assert "nope/solver.prototxt does not exist" in done.stderr
     assert "Traceback" not in done.stderr
-    after = {c.id for c in engine.containers.list(all=True)}
-    assert after == before
+    assert containers_from(engine, image) == before
     assert not engine.containers.list(all=True, filters={"label": RUN_LABEL})
 
 

@@ -35,3 +35,10 @@ class TrackedContainer:
         for container in self.made:
             container.remove(force=True)
         self.made.clear()
+
+
+def containers_from(engine: Any, *images: str) -> set[str]:
+    """The containers made from these images or from images built on them (a project
+    image, a build on them): what a test may leave, without the steps of another image
+    building beside the tests (the gpu image does)."""
+    return {c.id for c in engine.containers.list(all=True, filters={"ancestor": list(images)})}
