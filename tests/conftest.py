@@ -39,9 +39,8 @@ DEFAULT_DISTRO = DEFAULTS["caffebox"]["distro"]
 # The default offline CUDA build base, CUDA 12 on Debian 13 (its runtime twin is
 # CUDA_BASE + "-runtime").
 CUDA_BASE = cuda_offline_base(DEFAULT_DISTRO)
-# The images built in the background from the session's start, by tag: the other Debian
-# release's cpu image and the gpu image (pytest_collection_finish).
-BACKGROUND = pytest.StashKey[dict[str, BackgroundBuild]]()
+# The gpu image's build, started in the background as the session starts.
+GPU_BUILD = pytest.StashKey[BackgroundBuild]()
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -134,12 +133,6 @@ def image_for(request, engine, caffe_src) -> Callable[[str], str]:
             return given[distro]
         if distro not in made:
             tag = cpu_test_tag(distro)
-            background = request.config.stash.get(BACKGROUND, {}).get(tag)
-            if background is not None:
-                background.wait()
-                BUILD_LOG[tag] = [background.log.read_text(errors="replace")]
-                made[distro] = tag
-                return tag
             done = subprocess.run([sys.executable, "-m", "invoke", "base-image", "--distro",
                                    distro], cwd=ROOT)  # fmt: skip
             assert done.returncode == 0, f"invoke base-image --distro {distro} failed"
@@ -185,36 +178,20 @@ def _uses_gpu_image(item: pytest.Item) -> bool:
     return "gpu_image" in getattr(item, "fixturenames", ())
 
 
-def _distro_of(item: pytest.Item) -> str:
-    """The Debian release of the cpu image a test runs on (each_distro_image's turn)."""
-    callspec = getattr(item, "callspec", None)
-    return callspec.params.get("each_distro_image", DEFAULT_DISTRO) if callspec else DEFAULT_DISTRO
-
-
-def _order(item: pytest.Item) -> int:
-    """The default release's cpu image first (built in the foreground), then the other
-    release's, then the gpu image's: the last two build in the background meanwhile."""
-    if _uses_gpu_image(item):
-        return 2
-    return 0 if _distro_of(item) == DEFAULT_DISTRO else 1
-
-
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    items.sort(key=_order)  # stable: each group keeps its order
-
-
-def _log(tag: str) -> Path:
-    return _cache_dir() / f"{tag.replace(':', '-').replace('/', '-')}-build.log"
+    """The tests of the gpu image last (in their order): it builds meanwhile."""
+    items.sort(key=_uses_gpu_image)
 
 
 def pytest_collection_finish(session: pytest.Session) -> None:
-    """Start building, in the background, the images the first tests do not need: the
-    other Debian release's cpu image and the gpu image (its CUDA 12 base on the way). Their
-    compiles then overlap the default release's tests, which mostly wait on containers.
-    The default release's Debian base is made first, here, as a user without a registry
-    makes it: the gpu build and the foreground cpu build would both debootstrap it."""
+    """Start building the gpu image now, in the background, when tests need it: its 11
+    minutes of compiling then overlap the other tests, which mostly wait on containers.
+    The Debian base is made first, here, as a user without a registry makes it: the cpu
+    image's build would otherwise debootstrap the same release at the same time."""
     config = session.config
-    if config.option.collectonly:
+    if config.option.collectonly or config.getoption("--caffebox-gpu-image"):
+        return
+    if not any(_uses_gpu_image(item) for item in session.items):
         return
     import docker
 
@@ -222,44 +199,31 @@ def pytest_collection_finish(session: pytest.Session) -> None:
         docker.from_env().ping()
     except docker.errors.DockerException:
         return  # the engine fixture says why, in each test
-    given = {item.rpartition("=")[0] or DEFAULT_DISTRO
-             for item in config.getoption("--caffebox-image")}  # fmt: skip
-    builds: dict[str, BackgroundBuild] = {}
-    for distro in sorted({_distro_of(item) for item in session.items} - given - {DEFAULT_DISTRO}):
-        tag = cpu_test_tag(distro)
-        _log(tag).write_bytes(b"")
-        builds[tag] = BackgroundBuild(
-            [["base-image", "--distro", distro],
-             ["build-cpu", "--caffe-src", _caffe_src(config), "--tag", tag, "--distro", distro]],
-            _log(tag),
-        )  # fmt: skip
-    gpu = any(_uses_gpu_image(item) for item in session.items)
-    if gpu and not config.getoption("--caffebox-gpu-image"):
-        log = _log(GPU_TEST_IMAGE)
-        with log.open("wb") as out:
-            done = subprocess.run([sys.executable, "-m", "invoke", "base-image"], cwd=ROOT,
-                                  stdout=out, stderr=subprocess.STDOUT)  # fmt: skip
-        if done.returncode == 0:  # otherwise gpu_image fails with the log
-            builds[GPU_TEST_IMAGE] = BackgroundBuild(
-                [["build-gpu", "--caffe-src", _caffe_src(config), "--tag", GPU_TEST_IMAGE,
-                  "--cuda-arch", GPU_ARCH]], log,
-            )  # fmt: skip
-    config.stash[BACKGROUND] = {tag: build.start() for tag, build in builds.items()}
+    log = _cache_dir() / "gpu-test-build.log"
+    with log.open("wb") as out:
+        done = subprocess.run([sys.executable, "-m", "invoke", "base-image"], cwd=ROOT,
+                              stdout=out, stderr=subprocess.STDOUT)  # fmt: skip
+    if done.returncode != 0:
+        return  # gpu_image fails with the log
+    config.stash[GPU_BUILD] = BackgroundBuild(
+        [["build-gpu", "--caffe-src", _caffe_src(config), "--tag", GPU_TEST_IMAGE,
+          "--cuda-arch", GPU_ARCH]], log,
+    ).start()  # fmt: skip
 
 
 def pytest_sessionfinish(session: pytest.Session) -> None:
-    for build in session.config.stash.get(BACKGROUND, {}).values():
-        if build.running:
-            build.stop()
+    build = session.config.stash.get(GPU_BUILD, None)
+    if build is not None and build.running:
+        build.stop()
 
 
 def pytest_terminal_summary(terminalreporter, config: pytest.Config) -> None:
-    for tag, build in config.stash.get(BACKGROUND, {}).items():
-        if not build.running and not build.failed:
-            terminalreporter.write_line(
-                f"caffebox: {tag} built in the background in {build.seconds:.0f} s "
-                f"(log: {build.log})"
-            )
+    build = config.stash.get(GPU_BUILD, None)
+    if build is not None and not build.running and not build.failed:
+        terminalreporter.write_line(
+            f"caffebox: the gpu test image built in the background in {build.seconds:.0f} s "
+            f"(log: {build.log})"
+        )
 
 
 @pytest.fixture(scope="session")
@@ -270,10 +234,10 @@ def gpu_image(request, engine) -> str:
     given = request.config.getoption("--caffebox-gpu-image")
     if given:
         return given
-    build = request.config.stash.get(BACKGROUND, {}).get(GPU_TEST_IMAGE)
+    build = request.config.stash.get(GPU_BUILD, None)
     if build is None:
-        log = _log(GPU_TEST_IMAGE).read_text(errors="replace")[-4000:]
-        pytest.fail(f"invoke base-image failed:\n{log}")
+        log = _cache_dir() / "gpu-test-build.log"
+        pytest.fail(f"invoke base-image failed:\n{log.read_text(errors='replace')[-4000:]}")
     build.wait()
     return GPU_TEST_IMAGE
 
