@@ -174,6 +174,10 @@ def cuda_base(engine, gpu_image) -> str:
     return CUDA_BASE
 
 
+def _gpu_build_log() -> Path:
+    return _cache_dir() / "gpu-test-build.log"
+
+
 def _uses_gpu_image(item: pytest.Item) -> bool:
     return "gpu_image" in getattr(item, "fixturenames", ())
 
@@ -199,15 +203,15 @@ def pytest_collection_finish(session: pytest.Session) -> None:
         docker.from_env().ping()
     except docker.errors.DockerException:
         return  # the engine fixture says why, in each test
-    log = _cache_dir() / "gpu-test-build.log"
+    log = _gpu_build_log()
     with log.open("wb") as out:
         done = subprocess.run([sys.executable, "-m", "invoke", "base-image"], cwd=ROOT,
                               stdout=out, stderr=subprocess.STDOUT)  # fmt: skip
     if done.returncode != 0:
         return  # gpu_image fails with the log
     config.stash[GPU_BUILD] = BackgroundBuild(
-        [["build-gpu", "--caffe-src", _caffe_src(config), "--tag", GPU_TEST_IMAGE,
-          "--cuda-arch", GPU_ARCH]], log,
+        ["build-gpu", "--caffe-src", _caffe_src(config), "--tag", GPU_TEST_IMAGE,
+         "--cuda-arch", GPU_ARCH], log,
     ).start()  # fmt: skip
 
 
@@ -236,8 +240,8 @@ def gpu_image(request, engine) -> str:
         return given
     build = request.config.stash.get(GPU_BUILD, None)
     if build is None:
-        log = _cache_dir() / "gpu-test-build.log"
-        pytest.fail(f"invoke base-image failed:\n{log.read_text(errors='replace')[-4000:]}")
+        log = _gpu_build_log().read_text(errors="replace")[-4000:]
+        pytest.fail(f"invoke base-image failed:\n{log}")
     build.wait()
     return GPU_TEST_IMAGE
 

@@ -14,14 +14,13 @@ from .cli import ROOT
 
 
 class BackgroundBuild:
-    """`invoke` tasks run one after another in a thread, their output added to `log`."""
+    """One `invoke` task run in a thread, its output added to `log`."""
 
-    def __init__(self, tasks: list[list[str]], log: Path) -> None:
-        self.tasks, self.log = tasks, log
-        self.failed: list[str] = []
+    def __init__(self, task: list[str], log: Path) -> None:
+        self.task, self.log = task, log
+        self.failed = False
         self.seconds = 0.0
         self._proc: subprocess.Popen[bytes] | None = None
-        self._stopped = False
         self._thread = threading.Thread(target=self._run, name="background-build", daemon=True)
 
     def start(self) -> BackgroundBuild:
@@ -31,28 +30,21 @@ class BackgroundBuild:
     def _run(self) -> None:
         started = time.monotonic()
         with self.log.open("ab") as out:
-            for args in self.tasks:
-                if self._stopped:
-                    self.failed = args
-                    break
-                self._proc = subprocess.Popen([sys.executable, "-m", "invoke", *args], cwd=ROOT,
-                                              stdout=out, stderr=subprocess.STDOUT)  # fmt: skip
-                if self._proc.wait() != 0:
-                    self.failed = args
-                    break
+            self._proc = subprocess.Popen([sys.executable, "-m", "invoke", *self.task], cwd=ROOT,
+                                          stdout=out, stderr=subprocess.STDOUT)  # fmt: skip
+            self.failed = self._proc.wait() != 0
         self.seconds = time.monotonic() - started
 
     def wait(self) -> None:
-        """Until the last task ends; a failed one fails the test with the log's end."""
+        """Until the task ends; a failed one fails the test with the log's end."""
         self._thread.join()
         if self.failed:
             tail = self.log.read_text(errors="replace")[-6000:]
-            raise AssertionError(f"invoke {' '.join(self.failed)} failed (in the background; "
+            raise AssertionError(f"invoke {' '.join(self.task)} failed (in the background; "
                                  f"log {self.log}):\n{tail}")  # fmt: skip
 
     def stop(self) -> None:
         """The session ends before a test waited (-x, Ctrl-C): the build stops with it."""
-        self._stopped = True
         if self._proc is not None and self._proc.poll() is None:
             self._proc.terminate()
         self._thread.join(timeout=60)
